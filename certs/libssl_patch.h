@@ -1,0 +1,22 @@
+#pragma once
+// Entry points added by our libssl patch (deploy/boringssl/fipsproxy-libssl.patch). BoringSSL's
+// public headers are untouched; the patch exports these with C linkage.
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+
+extern "C" {
+const char* FIPSPROXY_libssl_patch_marker(void);
+int FIPSPROXY_SSL_CTX_set_policy(SSL_CTX* ctx, uint32_t bits);
+uint32_t FIPSPROXY_SSL_CTX_get_policy(const SSL_CTX* ctx);
+int FIPSPROXY_SSL_get_refusal(const SSL* ssl);
+}
+
+namespace fp::certs {
+inline constexpr uint32_t kPolicyTls13AesGcmOnly = 0x1;  // server never picks, client never offers ChaCha20
+inline constexpr uint32_t kPolicyRequireEms = 0x2;       // TLS 1.2 without EMS: handshake_failure
+inline constexpr int kRefusalTls13ChachaOfferedOnly = 1;
+inline constexpr int kRefusalTls13ChachaSelected = 2;
+inline constexpr int kRefusalNoEms = 3;
+}  // namespace fp::certs

@@ -1,0 +1,126 @@
+#pragma once
+// The validated, immutable configuration (config::Snapshot) and its loader.
+// Reference: config/REFERENCE.md (every key: type, default, meaning). Errors are reported all at
+// once, each as `file:line:col: key.path: reason`.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fp::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct SourceLoc {
+  std::string file;
+  int line = 0;
+  int col = 0;
+};
+
+// An endpoint: "127.0.0.1:8080", "[::1]:8443", "host.example:443", "0.0.0.0:8443" or
+// "unix:/path/to.sock".
+struct Address {
+  enum class Kind { Tcp, Unix };
+  Kind kind = Kind::Tcp;
+  std::string host;  // Tcp: literal IPv4/IPv6 (no brackets) or a DNS name
+  uint16_t port = 0;
+  std::string path;  // Unix
+  std::string text;  // as written in the config
+
+  bool is_unix() const { return kind == Kind::Unix; }
+  // True for unix sockets, 127.0.0.0/8, ::1 and "localhost".
+  bool is_local() const;
+};
+
+// Parses an address as written in the config. On failure returns nullopt and sets `reason`.
+std::optional<Address> parse_address(const std::string& text, std::string& reason);
+
+enum class Profile { Strict, Tls12Only, Extended };
+const char* profile_name(Profile p);
+
+// A `tls` block: on a listener it makes the listener a TLS server; on a cluster it makes the
+// proxy a TLS client (origination) to the cluster's endpoints.
+struct TlsConfig {
+  std::string cert;  // PEM chain, leaf first
+  std::string key;   // PEM private key
+  std::string ca;    // PEM bundle used to verify the peer
+  // Server role: require and verify a client certificate (mTLS). Default true.
+  bool require_client_cert = true;
+  // Peer identity allow-lists; empty lists mean "any identity the CA vouches for".
+  // allow_spiffe: exact SPIFFE IDs, or a trust-domain / path prefix ending in '/'.
+  // allow_dns: DNS SANs, exact or "*.example.com" (one label).
+  std::vector<std::string> allow_spiffe;
+  std::vector<std::string> allow_dns;
+  std::vector<std::string> alpn;  // e.g. ["h2", "http/1.1"]
+  std::string sni;                // client role: SNI sent (default: endpoint host if a DNS name)
+  Profile profile = Profile::Strict;
+  uint16_t min_version = 0x0303;  // TLS 1.2
+  uint16_t max_version = 0x0304;  // TLS 1.3
+  SourceLoc loc;                  // where the block starts
+};
+
+enum class Mode { Tcp, Http1 };
+
+struct Listener {
+  std::string name;
+  Address address;
+  std::string cluster;
+  Mode mode = Mode::Tcp;
+  std::optional<TlsConfig> tls;  // absent: plaintext listener (loopback/UDS unless allowed)
+  uint32_t max_connections = 10000;
+  Millis handshake_timeout{10000};
+  Millis idle_timeout{300000};
+  bool allow_remote_plaintext = false;
+  SourceLoc loc;
+};
+
+struct Cluster {
+  std::string name;
+  std::vector<Address> endpoints;
+  std::optional<TlsConfig> tls;  // origination; absent: plaintext (loopback/UDS unless allowed)
+  Millis connect_timeout{5000};
+  bool allow_remote_plaintext = false;
+  SourceLoc loc;
+};
+
+struct Limits {
+  uint64_t high_watermark = 1 << 20;  // bytes queued to one side before reading the other stops
+  uint64_t low_watermark = 256 << 10; // reading resumes below this
+};
+
+struct Snapshot {
+  std::string path;      // the main config file
+  unsigned workers = 0;  // 0 = number of CPUs
+  std::string log_level = "info";
+  std::string access_log = "stderr";  // "stderr", "off", or a file path (JSON lines)
+  Millis drain_timeout{30000};
+  Limits limits;
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+
+  const Cluster* find_cluster(const std::string& name) const;
+};
+
+struct ConfigError {
+  SourceLoc loc;
+  std::string key;  // dotted path, e.g. "listener[0].tls.cert"
+  std::string reason;
+  // "file:line:col: key: reason"
+  std::string str() const;
+};
+
+struct LoadResult {
+  std::optional<Snapshot> snapshot;  // set only when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+// Reads, parses and validates `path`. Relative cert/key/ca paths resolve against the config
+// file's directory. Never throws.
+LoadResult load_file(const std::string& path);
+// Same, from text (tests); `name` is used as the file name in errors and `base_dir` resolves
+// relative paths.
+LoadResult load_string(const std::string& text, const std::string& name, const std::string& base_dir);
+
+}  // namespace fp::config
