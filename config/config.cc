@@ -1,0 +1,1014 @@
+// TOML -> validated config::Snapshot. Every error is collected (never stop at the first) and
+// carries file:line:col plus the dotted key path (STYLE.md 5.4). The loader never throws.
+// The schema (which keys each table accepts) lives in one place, kSchema, which also drives
+// unknown-key detection and documented_keys().
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "config/config.h"
+
+namespace fp::config {
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+struct TableSchema {
+  const char* path;  // "" for the root, "listener.tls", ...
+  std::vector<const char*> keys;
+};
+
+const std::vector<TableSchema>& schema() {
+  static const std::vector<TableSchema> kSchema = {
+      {"", {"workers", "log_level", "access_log", "drain_timeout", "limits", "listener", "cluster"}},
+      {"limits", {"high_watermark", "low_watermark"}},
+      {"listener",
+       {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
+        "idle_timeout", "allow_remote_plaintext", "tls"}},
+      {"listener.tls",
+       {"cert", "key", "ca", "require_client_cert", "allow_spiffe", "allow_dns", "alpn", "profile",
+        "min_version", "max_version"}},
+      {"cluster",
+       {"name", "endpoints", "connect_timeout", "allow_remote_plaintext", "tls"}},
+      {"cluster.tls",
+       {"cert", "key", "ca", "sni", "allow_spiffe", "allow_dns", "alpn", "profile", "min_version",
+        "max_version"}},
+  };
+  return kSchema;
+}
+
+const std::vector<const char*>& keys_of(const char* path) {
+  for (const auto& t : schema()) {
+    if (std::strcmp(t.path, path) == 0) return t.keys;
+  }
+  static const std::vector<const char*> kNone;
+  return kNone;
+}
+
+constexpr int64_t kMaxDurationMs = 24LL * 3600 * 1000;
+constexpr uint64_t kMaxSize = 4ULL << 30;  // 4 GiB
+
+// FIPS-POLICY.md table: the only names these keys could ever hold. The keys are still rejected
+// (the profile fixes them), but naming a non-approved value gets the sharper reason.
+const char* const kApprovedSuites[] = {
+    "TLS_AES_128_GCM_SHA256",        "TLS_AES_256_GCM_SHA384",
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"};
+const char* const kApprovedGroups[] = {"P-256", "P-384", "secp256r1", "secp384r1", "prime256v1"};
+const char* const kApprovedSigalgs[] = {
+    "rsa_pss_rsae_sha256",    "rsa_pss_rsae_sha384",    "rsa_pss_rsae_sha512",
+    "ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384", "rsa_pkcs1_sha256",
+    "rsa_pkcs1_sha384",       "rsa_pkcs1_sha512"};
+
+std::string lower(std::string_view s) {
+  std::string out;
+  for (char c : s) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  return out;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (std::tolower(static_cast<unsigned char>(a[i - 1])) !=
+                                  std::tolower(static_cast<unsigned char>(b[j - 1])));
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// The closest candidate if it is close enough to be a plausible typo, else "".
+template <class Range>
+std::string did_you_mean(std::string_view word, const Range& candidates) {
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (const auto& c : candidates) {
+    std::string_view cand(c);
+    size_t d = edit_distance(word, cand);
+    size_t limit = std::clamp<size_t>(cand.size() / 3, 1, 3);
+    if (d <= limit && d < best_d) {
+      best_d = d;
+      best = std::string(cand);
+    }
+  }
+  return best;
+}
+
+std::string with_suggestion(std::string reason, std::string_view word,
+                            const std::vector<const char*>& candidates) {
+  std::string s = did_you_mean(word, candidates);
+  if (!s.empty()) reason += " (did you mean '" + s + "'?)";
+  return reason;
+}
+
+const char* type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+    default: return "nothing";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loader context and typed getters
+// ---------------------------------------------------------------------------------------------
+
+struct Ctx {
+  std::string file;
+  std::string base_dir;
+  std::vector<ConfigError> errors;
+
+  SourceLoc loc(const toml::source_region& r) const {
+    SourceLoc l{file, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+    if (l.line <= 0) l = SourceLoc{file, 1, 1};
+    return l;
+  }
+  void err(const toml::node& n, std::string key, std::string reason) {
+    errors.push_back({loc(n.source()), std::move(key), std::move(reason)});
+  }
+  void err(const SourceLoc& l, std::string key, std::string reason) {
+    errors.push_back({l, std::move(key), std::move(reason)});
+  }
+};
+
+std::string join(const std::string& prefix, std::string_view key) {
+  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+}
+
+void type_error(Ctx& c, const toml::node& n, const std::string& key, const char* expected) {
+  c.err(n, key, std::string("expected ") + expected + ", got " + type_name(n.type()));
+}
+
+std::optional<std::string> get_string(Ctx& c, const toml::node& n, const std::string& key) {
+  if (n.is_string()) return n.as_string()->get();
+  type_error(c, n, key, "a string");
+  return std::nullopt;
+}
+
+std::optional<bool> get_bool(Ctx& c, const toml::node& n, const std::string& key) {
+  if (n.is_boolean()) return n.as_boolean()->get();
+  type_error(c, n, key, "a boolean");
+  return std::nullopt;
+}
+
+std::optional<int64_t> get_int(Ctx& c, const toml::node& n, const std::string& key, int64_t lo,
+                               int64_t hi) {
+  if (!n.is_integer()) {
+    type_error(c, n, key, "an integer");
+    return std::nullopt;
+  }
+  int64_t v = n.as_integer()->get();
+  if (v < lo || v > hi) {
+    c.err(n, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                      ", got " + std::to_string(v));
+    return std::nullopt;
+  }
+  return v;
+}
+
+// An array of strings; each bad element is reported as key[i].
+struct Item {
+  std::string value;
+  const toml::node* node;
+  std::string key;
+};
+std::optional<std::vector<Item>> get_string_array(Ctx& c, const toml::node& n,
+                                                  const std::string& key) {
+  const toml::array* arr = n.as_array();
+  if (!arr) {
+    type_error(c, n, key, "an array of strings");
+    return std::nullopt;
+  }
+  std::vector<Item> out;
+  bool ok = true;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& e = *arr->get(i);
+    std::string ekey = key + "[" + std::to_string(i) + "]";
+    if (!e.is_string()) {
+      type_error(c, e, ekey, "a string");
+      ok = false;
+      continue;
+    }
+    out.push_back({e.as_string()->get(), &e, ekey});
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+// "250ms", "10s", "5m", "1h", or an integer number of seconds; > 0 and <= 24h.
+std::optional<Millis> get_duration(Ctx& c, const toml::node& n, const std::string& key) {
+  int64_t ms = 0;
+  if (n.is_integer()) {
+    int64_t s = n.as_integer()->get();
+    if (s <= 0 || s > kMaxDurationMs / 1000) {
+      c.err(n, key, "duration must be > 0 and <= 24h, got " + std::to_string(s) + "s");
+      return std::nullopt;
+    }
+    ms = s * 1000;
+  } else if (n.is_string()) {
+    const std::string& s = n.as_string()->get();
+    const char* hint = " (expected e.g. \"250ms\", \"10s\", \"5m\", \"1h\" or an integer of seconds)";
+    int64_t num = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), num);
+    std::string_view unit(end, static_cast<size_t>(s.data() + s.size() - end));
+    int64_t mult = 0;
+    if (unit == "ms") mult = 1;
+    else if (unit == "s") mult = 1000;
+    else if (unit == "m") mult = 60 * 1000;
+    else if (unit == "h") mult = 3600 * 1000;
+    if (ec != std::errc() || end == s.data() || mult == 0 || s[0] == '-' || s[0] == '+') {
+      c.err(n, key, "invalid duration '" + s + "'" + hint);
+      return std::nullopt;
+    }
+    if (num <= 0 || num > kMaxDurationMs / mult) {
+      c.err(n, key, "duration must be > 0 and <= 24h, got '" + s + "'");
+      return std::nullopt;
+    }
+    ms = num * mult;
+  } else {
+    type_error(c, n, key, "a duration string or an integer of seconds");
+    return std::nullopt;
+  }
+  return Millis(ms);
+}
+
+// Bytes: an integer, or "512B", "64KiB", "1MiB", "1GiB".
+std::optional<uint64_t> get_size(Ctx& c, const toml::node& n, const std::string& key) {
+  uint64_t bytes = 0;
+  if (n.is_integer()) {
+    int64_t v = n.as_integer()->get();
+    if (v <= 0 || static_cast<uint64_t>(v) > kMaxSize) {
+      c.err(n, key, "size must be > 0 and <= 4GiB, got " + std::to_string(v));
+      return std::nullopt;
+    }
+    bytes = static_cast<uint64_t>(v);
+  } else if (n.is_string()) {
+    const std::string& s = n.as_string()->get();
+    uint64_t num = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), num);
+    std::string_view unit(end, static_cast<size_t>(s.data() + s.size() - end));
+    uint64_t mult = 0;
+    if (unit.empty() || unit == "B") mult = 1;
+    else if (unit == "KiB") mult = 1ULL << 10;
+    else if (unit == "MiB") mult = 1ULL << 20;
+    else if (unit == "GiB") mult = 1ULL << 30;
+    if (ec != std::errc() || end == s.data() || mult == 0) {
+      c.err(n, key, "invalid size '" + s + "' (expected an integer of bytes or e.g. \"64KiB\", \"1MiB\", \"1GiB\")");
+      return std::nullopt;
+    }
+    if (num == 0 || num > kMaxSize / mult) {
+      c.err(n, key, "size must be > 0 and <= 4GiB, got '" + s + "'");
+      return std::nullopt;
+    }
+    bytes = num * mult;
+  } else {
+    type_error(c, n, key, "a size (integer or string like \"1MiB\")");
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+// Resolves `value` against the config directory and checks it can be opened for reading.
+std::optional<std::string> get_file(Ctx& c, const toml::node& n, const std::string& key) {
+  auto v = get_string(c, n, key);
+  if (!v) return std::nullopt;
+  if (v->empty()) {
+    c.err(n, key, "must not be empty");
+    return std::nullopt;
+  }
+  fs::path p(*v);
+  if (p.is_relative()) p = fs::path(c.base_dir) / p;
+  std::error_code ec;
+  fs::path abs = fs::absolute(p, ec);
+  if (ec) abs = p;
+  abs = abs.lexically_normal();
+  std::string shown = abs.string();
+  fs::file_status st = fs::status(abs, ec);
+  if (ec || !fs::exists(st)) {
+    c.err(n, key, "cannot read '" + shown + "': no such file");
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(st)) {
+    c.err(n, key, "cannot read '" + shown + "': not a regular file");
+    return std::nullopt;
+  }
+  int fd = ::open(shown.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    c.err(n, key, "cannot read '" + shown + "': " + std::strerror(errno));
+    return std::nullopt;
+  }
+  ::close(fd);
+  return shown;
+}
+
+// Reports keys the schema does not know. Returns false if any were found (callers still go on,
+// so all errors surface at once).
+void check_unknown_keys(Ctx& c, const toml::table& t, const std::string& prefix,
+                        const char* schema_path, bool is_tls) {
+  const auto& known = keys_of(schema_path);
+  for (auto&& [k, v] : t) {
+    std::string_view name = k.str();
+    if (std::find_if(known.begin(), known.end(), [&](const char* s) { return name == s; }) !=
+        known.end()) {
+      continue;
+    }
+    std::string key = join(prefix, name);
+    SourceLoc at = c.loc(k.source());
+    if (is_tls) {
+      // FIPS-POLICY.md: these are fixed by the profile; naming them is an error, never a silent
+      // drop (DESIGN.md §5, FIPS-POLICY C2).
+      std::string lname = lower(name);
+      std::vector<std::string> values;
+      if (v.is_string()) values.push_back(v.as_string()->get());
+      if (const toml::array* arr = v.as_array()) {
+        for (const auto& e : *arr) {
+          if (e.is_string()) values.push_back(e.as_string()->get());
+        }
+      }
+      auto first_unapproved = [&](const auto& approved) -> std::string {
+        for (const auto& val : values) {
+          // OpenSSL-style lists: "A:B" or "A,B".
+          std::string item;
+          std::stringstream ss(val);
+          while (std::getline(ss, item, ':')) {
+            std::stringstream ss2(item);
+            std::string part;
+            while (std::getline(ss2, part, ',')) {
+              if (part.empty()) continue;
+              bool ok = std::any_of(std::begin(approved), std::end(approved),
+                                    [&](const char* a) { return part == a; });
+              if (!ok) return part;
+            }
+          }
+        }
+        return "";
+      };
+      if (lname == "early_data" || lname == "enable_early_data" || lname == "zero_rtt") {
+        c.err(at, key, "early_data is never allowed (FIPS policy: no 0-RTT)");
+        continue;
+      }
+      if (lname == "ciphers" || lname == "cipher_suites" || lname == "ciphersuites" ||
+          lname == "cipher_list") {
+        std::string bad = first_unapproved(kApprovedSuites);
+        std::string r = "cipher suites are fixed by the FIPS profile";
+        r += bad.empty() ? "; remove this key and choose a profile instead"
+                         : "; " + bad + " is not approved";
+        c.err(at, key, r);
+        continue;
+      }
+      if (lname == "groups" || lname == "curves" || lname == "ecdh_curves" ||
+          lname == "supported_groups") {
+        std::string bad = first_unapproved(kApprovedGroups);
+        std::string r = "key exchange groups are fixed by the FIPS profile (P-256, P-384)";
+        r += bad.empty() ? "; remove this key" : "; " + bad + " is not approved";
+        c.err(at, key, r);
+        continue;
+      }
+      if (lname == "sigalgs" || lname == "signature_algorithms") {
+        std::string bad = first_unapproved(kApprovedSigalgs);
+        std::string r = "signature algorithms are fixed by the FIPS profile";
+        r += bad.empty() ? "; remove this key" : "; " + bad + " is not approved";
+        c.err(at, key, r);
+        continue;
+      }
+    }
+    std::string why = "unknown key '" + std::string(name) + "'";
+    if (std::strcmp(schema_path, "cluster.tls") == 0 && name == "require_client_cert") {
+      c.err(at, key,
+            "require_client_cert is not valid in a cluster tls block (the proxy is the TLS client "
+            "there; set cert and key to present a client certificate)");
+      continue;
+    }
+    c.err(at, key, with_suggestion(why, name, known));
+  }
+}
+
+std::optional<uint16_t> get_version(Ctx& c, const toml::node& n, const std::string& key) {
+  if (n.is_floating_point()) {
+    c.err(n, key, "expected a string, got float (write the version quoted, e.g. \"1.2\")");
+    return std::nullopt;
+  }
+  auto v = get_string(c, n, key);
+  if (!v) return std::nullopt;
+  if (*v == "1.2") return uint16_t{0x0303};
+  if (*v == "1.3") return uint16_t{0x0304};
+  std::string s = lower(*v);
+  for (const char* prefix : {"tlsv", "tls"}) {
+    if (s.rfind(prefix, 0) == 0) {
+      s = s.substr(std::strlen(prefix));
+      break;
+    }
+  }
+  if (!s.empty() && s[0] == ' ') s = s.substr(1);
+  const char* policy = " is not allowed (FIPS policy: TLS 1.2 and 1.3 only)";
+  if (s == "1.0" || s == "1" || s == "1.1") {
+    c.err(n, key, "TLS " + std::string(s == "1" ? "1.0" : s) + policy);
+  } else if (s.find("ssl") != std::string::npos) {
+    c.err(n, key, "SSL" + std::string(policy));
+  } else {
+    c.err(n, key, "unknown TLS version '" + *v + "' (expected \"1.2\" or \"1.3\")");
+  }
+  return std::nullopt;
+}
+
+bool valid_name(const std::string& s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+  });
+}
+
+bool valid_dns_pattern(const std::string& s, bool allow_wildcard) {
+  std::string rest = s;
+  if (allow_wildcard && rest.rfind("*.", 0) == 0) rest = rest.substr(2);
+  if (rest.empty() || rest.size() > 253) return false;
+  std::string reason;
+  auto a = parse_address(rest + ":1", reason);
+  return a.has_value() && rest.find('*') == std::string::npos;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+// ---------------------------------------------------------------------------------------------
+
+// The `tls` table of a listener (server role) or cluster (client role).
+std::optional<TlsConfig> parse_tls(Ctx& c, const toml::node& node, const std::string& prefix,
+                                   bool server) {
+  const toml::table* t = node.as_table();
+  if (!t) {
+    type_error(c, node, prefix, "a table");
+    return std::nullopt;
+  }
+  size_t errors_before = c.errors.size();
+  check_unknown_keys(c, *t, prefix, server ? "listener.tls" : "cluster.tls", true);
+  TlsConfig tls;
+  tls.loc = c.loc(t->source());
+
+  const toml::node* cert = t->get("cert");
+  const toml::node* key = t->get("key");
+  const toml::node* ca = t->get("ca");
+  if (cert) {
+    if (auto v = get_file(c, *cert, prefix + ".cert")) tls.cert = *v;
+  }
+  if (key) {
+    if (auto v = get_file(c, *key, prefix + ".key")) tls.key = *v;
+  }
+  if (ca) {
+    if (auto v = get_file(c, *ca, prefix + ".ca")) tls.ca = *v;
+  }
+  if (server) {
+    if (const toml::node* n = t->get("require_client_cert")) {
+      if (auto v = get_bool(c, *n, prefix + ".require_client_cert")) tls.require_client_cert = *v;
+    }
+    if (!cert) c.err(tls.loc, prefix + ".cert", "required in a listener tls block");
+    if (!key) c.err(tls.loc, prefix + ".key", "required in a listener tls block (with cert)");
+    if (!ca && tls.require_client_cert) {
+      c.err(tls.loc, prefix + ".ca",
+            "required when require_client_cert = true (the default); set require_client_cert = "
+            "false for TLS without client certificates");
+    }
+  } else {
+    if (!ca) c.err(tls.loc, prefix + ".ca", "required in a cluster tls block (to verify the server)");
+    if (key && !cert) c.err(tls.loc, prefix + ".cert", "required with key");
+    if (cert && !key) c.err(tls.loc, prefix + ".key", "required with cert");
+    if (const toml::node* n = t->get("sni")) {
+      if (auto v = get_string(c, *n, prefix + ".sni")) {
+        std::string reason;
+        unsigned char buf[16];
+        if (!valid_dns_pattern(*v, false) || inet_pton(AF_INET, v->c_str(), buf) == 1) {
+          c.err(*n, prefix + ".sni", "'" + *v + "' is not a DNS name");
+        } else {
+          tls.sni = *v;
+        }
+      }
+    }
+  }
+
+  if (const toml::node* n = t->get("allow_spiffe")) {
+    if (auto items = get_string_array(c, *n, prefix + ".allow_spiffe")) {
+      for (const auto& it : *items) {
+        if (it.value.rfind("spiffe://", 0) != 0 || it.value.size() <= 9) {
+          c.err(*it.node, it.key,
+                "'" + it.value + "' is not a SPIFFE ID (expected \"spiffe://trust.domain/path\")");
+        } else {
+          tls.allow_spiffe.push_back(it.value);
+        }
+      }
+    }
+  }
+  if (const toml::node* n = t->get("allow_dns")) {
+    if (auto items = get_string_array(c, *n, prefix + ".allow_dns")) {
+      for (const auto& it : *items) {
+        if (!valid_dns_pattern(it.value, true)) {
+          c.err(*it.node, it.key,
+                "'" + it.value + "' is not a DNS name or \"*.domain\" pattern (one-label wildcard)");
+        } else {
+          tls.allow_dns.push_back(it.value);
+        }
+      }
+    }
+  }
+  if (server && !tls.require_client_cert) {
+    for (const char* k : {"allow_spiffe", "allow_dns"}) {
+      if (const toml::node* n = t->get(k)) {
+        c.err(*n, prefix + "." + k,
+              std::string(k) + " has no effect when require_client_cert = false");
+      }
+    }
+  }
+  if (const toml::node* n = t->get("alpn")) {
+    if (auto items = get_string_array(c, *n, prefix + ".alpn")) {
+      for (const auto& it : *items) {
+        if (it.value.empty() || it.value.size() > 255) {
+          c.err(*it.node, it.key, "ALPN protocol names are 1..255 bytes (RFC 7301 §3.1)");
+        } else {
+          tls.alpn.push_back(it.value);
+        }
+      }
+    }
+  }
+
+  const toml::node* profile = t->get("profile");
+  if (profile) {
+    if (auto v = get_string(c, *profile, prefix + ".profile")) {
+      if (*v == "strict") tls.profile = Profile::Strict;
+      else if (*v == "tls12-only") tls.profile = Profile::Tls12Only;
+      else if (*v == "extended") tls.profile = Profile::Extended;
+      else {
+        c.err(*profile, prefix + ".profile",
+              with_suggestion("unknown profile '" + *v + "' (expected strict, tls12-only or extended)",
+                              *v, {"strict", "tls12-only", "extended"}));
+      }
+    }
+  }
+  if (tls.profile == Profile::Tls12Only) tls.max_version = 0x0303;
+  const toml::node* minv = t->get("min_version");
+  const toml::node* maxv = t->get("max_version");
+  std::optional<uint16_t> min_parsed, max_parsed;
+  if (minv) min_parsed = get_version(c, *minv, prefix + ".min_version");
+  if (maxv) max_parsed = get_version(c, *maxv, prefix + ".max_version");
+  if (max_parsed) {
+    if (tls.profile == Profile::Tls12Only && *max_parsed > 0x0303) {
+      c.err(*maxv, prefix + ".max_version",
+            "profile 'tls12-only' allows TLS 1.2 only; max_version must be \"1.2\"");
+    } else {
+      tls.max_version = *max_parsed;
+    }
+  }
+  if (min_parsed) tls.min_version = *min_parsed;
+  if (tls.min_version > tls.max_version && (min_parsed || max_parsed)) {
+    c.err(min_parsed ? *minv : *maxv, prefix + (min_parsed ? ".min_version" : ".max_version"),
+          std::string("min_version ") + (tls.min_version == 0x0304 ? "1.3" : "1.2") +
+              " is greater than max_version " + (tls.max_version == 0x0304 ? "1.3" : "1.2"));
+  }
+  if (c.errors.size() != errors_before) return std::nullopt;
+  return tls;
+}
+
+struct Located {
+  const toml::node* node = nullptr;
+  std::string key;
+};
+
+struct ListenerSrc {
+  Listener l;
+  Located name, address, cluster;
+  bool ok = true;
+};
+struct ClusterSrc {
+  Cluster cl;
+  Located name;
+  std::vector<Located> endpoints;
+  bool ok = true;
+};
+
+// Required key: reports at the table's position when missing.
+const toml::node* require(Ctx& c, const toml::table& t, const char* k, const std::string& prefix,
+                          const char* what) {
+  const toml::node* n = t.get(k);
+  if (!n) c.err(c.loc(t.source()), prefix + "." + k, std::string("required in a ") + what);
+  return n;
+}
+
+void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, ListenerSrc& out) {
+  size_t before = c.errors.size();
+  check_unknown_keys(c, t, prefix, "listener", false);
+  Listener& l = out.l;
+  l.loc = c.loc(t.source());
+  if (const toml::node* n = require(c, t, "name", prefix, "[[listener]]")) {
+    if (auto v = get_string(c, *n, prefix + ".name")) {
+      if (!valid_name(*v)) {
+        c.err(*n, prefix + ".name", "'" + *v + "' is not a valid name (use [A-Za-z0-9_.-]+)");
+      } else {
+        l.name = *v;
+        out.name = {n, prefix + ".name"};
+      }
+    }
+  }
+  if (const toml::node* n = require(c, t, "address", prefix, "[[listener]]")) {
+    if (auto v = get_string(c, *n, prefix + ".address")) {
+      std::string reason;
+      if (auto a = parse_address(*v, reason)) {
+        l.address = *a;
+        out.address = {n, prefix + ".address"};
+      } else {
+        c.err(*n, prefix + ".address", reason);
+      }
+    }
+  }
+  if (const toml::node* n = require(c, t, "cluster", prefix, "[[listener]]")) {
+    if (auto v = get_string(c, *n, prefix + ".cluster")) {
+      l.cluster = *v;
+      out.cluster = {n, prefix + ".cluster"};
+    }
+  }
+  if (const toml::node* n = t.get("mode")) {
+    if (auto v = get_string(c, *n, prefix + ".mode")) {
+      if (*v == "tcp") l.mode = Mode::Tcp;
+      else if (*v == "http1") l.mode = Mode::Http1;
+      else {
+        c.err(*n, prefix + ".mode",
+              with_suggestion("unknown mode '" + *v + "' (expected tcp or http1)", *v,
+                              {"tcp", "http1"}));
+      }
+    }
+  }
+  if (const toml::node* n = t.get("max_connections")) {
+    if (auto v = get_int(c, *n, prefix + ".max_connections", 1, 1000000)) {
+      l.max_connections = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const toml::node* n = t.get("handshake_timeout")) {
+    if (auto v = get_duration(c, *n, prefix + ".handshake_timeout")) l.handshake_timeout = *v;
+  }
+  if (const toml::node* n = t.get("idle_timeout")) {
+    if (auto v = get_duration(c, *n, prefix + ".idle_timeout")) l.idle_timeout = *v;
+  }
+  if (const toml::node* n = t.get("allow_remote_plaintext")) {
+    if (auto v = get_bool(c, *n, prefix + ".allow_remote_plaintext")) l.allow_remote_plaintext = *v;
+  }
+  if (const toml::node* n = t.get("tls")) l.tls = parse_tls(c, *n, prefix + ".tls", true);
+  if (!l.tls && !t.get("tls") && out.address.node && !l.address.is_local() &&
+      !l.allow_remote_plaintext) {
+    c.err(*out.address.node, out.address.key,
+          "plaintext listener on non-local address '" + l.address.text +
+              "'; add a [listener.tls] block, or set allow_remote_plaintext = true to accept "
+              "unencrypted remote traffic");
+  }
+  out.ok = c.errors.size() == before;
+}
+
+void parse_cluster(Ctx& c, const toml::table& t, const std::string& prefix, ClusterSrc& out) {
+  size_t before = c.errors.size();
+  check_unknown_keys(c, t, prefix, "cluster", false);
+  Cluster& cl = out.cl;
+  cl.loc = c.loc(t.source());
+  if (const toml::node* n = require(c, t, "name", prefix, "[[cluster]]")) {
+    if (auto v = get_string(c, *n, prefix + ".name")) {
+      if (!valid_name(*v)) {
+        c.err(*n, prefix + ".name", "'" + *v + "' is not a valid name (use [A-Za-z0-9_.-]+)");
+      } else {
+        cl.name = *v;
+        out.name = {n, prefix + ".name"};
+      }
+    }
+  }
+  if (const toml::node* n = t.get("allow_remote_plaintext")) {
+    if (auto v = get_bool(c, *n, prefix + ".allow_remote_plaintext")) {
+      cl.allow_remote_plaintext = *v;
+    }
+  }
+  if (const toml::node* n = t.get("connect_timeout")) {
+    if (auto v = get_duration(c, *n, prefix + ".connect_timeout")) cl.connect_timeout = *v;
+  }
+  if (const toml::node* n = t.get("tls")) cl.tls = parse_tls(c, *n, prefix + ".tls", false);
+  bool plaintext = !t.get("tls");
+  if (const toml::node* n = require(c, t, "endpoints", prefix, "[[cluster]]")) {
+    if (auto items = get_string_array(c, *n, prefix + ".endpoints")) {
+      if (items->empty()) c.err(*n, prefix + ".endpoints", "at least one endpoint is required");
+      for (const auto& it : *items) {
+        std::string reason;
+        auto a = parse_address(it.value, reason);
+        if (!a) {
+          c.err(*it.node, it.key, reason);
+          continue;
+        }
+        if (!a->is_unix() && a->port == 0) {
+          c.err(*it.node, it.key, "endpoint port must be 1..65535");
+          continue;
+        }
+        if (plaintext && !a->is_local() && !cl.allow_remote_plaintext) {
+          c.err(*it.node, it.key,
+                "plaintext cluster endpoint '" + a->text +
+                    "' is not local; add a [cluster.tls] block, or set allow_remote_plaintext = "
+                    "true to send unencrypted traffic off-host");
+          continue;
+        }
+        cl.endpoints.push_back(*a);
+        out.endpoints.push_back({it.node, it.key});
+      }
+    }
+  }
+  out.ok = c.errors.size() == before;
+}
+
+std::string loc_str(const SourceLoc& l) {
+  return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.col);
+}
+
+bool same_socket(const Address& a, const Address& b) {
+  if (a.kind != b.kind) return false;
+  if (a.is_unix()) return a.path == b.path;
+  if (a.port != b.port || a.port == 0) return false;  // port 0: the kernel picks distinct ports
+  auto wildcard = [](const std::string& h) { return h == "0.0.0.0" || h == "::"; };
+  return lower(a.host) == lower(b.host) || wildcard(a.host) || wildcard(b.host);
+}
+
+// Iterates an array of tables ([[listener]]), reporting non-table shapes.
+template <class F>
+void for_each_table(Ctx& c, const toml::node& n, const char* name, F&& f) {
+  const toml::array* arr = n.as_array();
+  if (!arr) {
+    c.err(n, name,
+          std::string("expected an array of tables ([[") + name + "]]), got " + type_name(n.type()));
+    return;
+  }
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& e = *arr->get(i);
+    std::string key = std::string(name) + "[" + std::to_string(i) + "]";
+    if (!e.is_table()) {
+      type_error(c, e, key, "a table");
+      continue;
+    }
+    f(*e.as_table(), key);
+  }
+}
+
+void validate(Ctx& c, const toml::table& root, Snapshot& s) {
+  check_unknown_keys(c, root, "", "", false);
+
+  if (const toml::node* n = root.get("workers")) {
+    if (auto v = get_int(c, *n, "workers", 0, 256)) s.workers = static_cast<unsigned>(*v);
+  }
+  if (const toml::node* n = root.get("log_level")) {
+    if (auto v = get_string(c, *n, "log_level")) {
+      static const std::vector<const char*> kLevels = {"trace", "debug", "info", "warn", "error"};
+      if (std::find_if(kLevels.begin(), kLevels.end(), [&](const char* l) { return *v == l; }) ==
+          kLevels.end()) {
+        c.err(*n, "log_level",
+              with_suggestion("unknown log level '" + *v + "' (expected trace, debug, info, warn or error)",
+                              *v, kLevels));
+      } else {
+        s.log_level = *v;
+      }
+    }
+  }
+  if (const toml::node* n = root.get("access_log")) {
+    if (auto v = get_string(c, *n, "access_log")) {
+      if (*v == "stderr" || *v == "off") {
+        s.access_log = *v;
+      } else if (v->empty()) {
+        c.err(*n, "access_log", "must be \"stderr\", \"off\" or a file path");
+      } else {
+        fs::path p(*v);
+        if (p.is_relative()) p = fs::path(c.base_dir) / p;
+        std::error_code ec;
+        fs::path abs = fs::absolute(p, ec);
+        if (ec) abs = p;
+        abs = abs.lexically_normal();
+        fs::path dir = abs.parent_path();
+        if (!fs::is_directory(dir, ec)) {
+          c.err(*n, "access_log", "directory '" + dir.string() + "' does not exist");
+        } else {
+          s.access_log = abs.string();
+        }
+      }
+    }
+  }
+  if (const toml::node* n = root.get("drain_timeout")) {
+    if (auto v = get_duration(c, *n, "drain_timeout")) s.drain_timeout = *v;
+  }
+  if (const toml::node* n = root.get("limits")) {
+    if (const toml::table* t = n->as_table()) {
+      check_unknown_keys(c, *t, "limits", "limits", false);
+      const toml::node* hi = t->get("high_watermark");
+      const toml::node* lo = t->get("low_watermark");
+      std::optional<uint64_t> hv, lv;
+      if (hi) hv = get_size(c, *hi, "limits.high_watermark");
+      if (lo) lv = get_size(c, *lo, "limits.low_watermark");
+      if (hv) s.limits.high_watermark = *hv;
+      if (lv) s.limits.low_watermark = *lv;
+      if ((!hi || hv) && (!lo || lv) && s.limits.low_watermark >= s.limits.high_watermark) {
+        c.err(lo ? *lo : (hi ? *hi : *n), lo ? "limits.low_watermark" : "limits.high_watermark",
+              "low_watermark (" + std::to_string(s.limits.low_watermark) +
+                  ") must be less than high_watermark (" +
+                  std::to_string(s.limits.high_watermark) + ")");
+      }
+    } else {
+      type_error(c, *n, "limits", "a table");
+    }
+  }
+
+  std::vector<ClusterSrc> clusters;
+  if (const toml::node* n = root.get("cluster")) {
+    for_each_table(c, *n, "cluster", [&](const toml::table& t, const std::string& key) {
+      clusters.emplace_back();
+      parse_cluster(c, t, key, clusters.back());
+    });
+  }
+  std::vector<ListenerSrc> listeners;
+  if (const toml::node* n = root.get("listener")) {
+    for_each_table(c, *n, "listener", [&](const toml::table& t, const std::string& key) {
+      listeners.emplace_back();
+      parse_listener(c, t, key, listeners.back());
+    });
+  }
+  if (listeners.empty() && !root.get("listener")) {
+    c.err(c.loc(root.source()), "listener", "at least one [[listener]] is required");
+  } else if (const toml::array* arr = root.get("listener") ? root.get("listener")->as_array() : nullptr;
+             arr && arr->empty()) {
+    c.err(*root.get("listener"), "listener", "at least one [[listener]] is required");
+  }
+
+  // Cross-section rules.
+  std::map<std::string, const ClusterSrc*> cluster_by_name;
+  std::vector<std::string> cluster_names;
+  for (const auto& cs : clusters) {
+    if (!cs.name.node) continue;
+    auto [it, inserted] = cluster_by_name.emplace(cs.cl.name, &cs);
+    if (!inserted) {
+      c.err(*cs.name.node, cs.name.key,
+            "duplicate cluster name '" + cs.cl.name + "' (first defined at " +
+                loc_str(c.loc(it->second->name.node->source())) + ")");
+    } else {
+      cluster_names.push_back(cs.cl.name);
+    }
+  }
+  std::map<std::string, const ListenerSrc*> listener_by_name;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    const ListenerSrc& ls = listeners[i];
+    if (ls.name.node) {
+      auto [it, inserted] = listener_by_name.emplace(ls.l.name, &ls);
+      if (!inserted) {
+        c.err(*ls.name.node, ls.name.key,
+              "duplicate listener name '" + ls.l.name + "' (first defined at " +
+                  loc_str(c.loc(it->second->name.node->source())) + ")");
+      }
+    }
+    if (ls.address.node) {
+      for (size_t j = 0; j < i; ++j) {
+        const ListenerSrc& prev = listeners[j];
+        if (prev.address.node && same_socket(prev.l.address, ls.l.address)) {
+          c.err(*ls.address.node, ls.address.key,
+                "address '" + ls.l.address.text + "' is already used by listener[" +
+                    std::to_string(j) + "] ('" + prev.l.address.text + "' at " +
+                    loc_str(c.loc(prev.address.node->source())) + ")");
+          break;
+        }
+      }
+    }
+    if (ls.cluster.node && !cluster_by_name.count(ls.l.cluster)) {
+      c.err(*ls.cluster.node, ls.cluster.key,
+            with_suggestion("no cluster named '" + ls.l.cluster + "'", ls.l.cluster,
+                            [&] {
+                              std::vector<const char*> v;
+                              for (const auto& nm : cluster_names) v.push_back(nm.c_str());
+                              return v;
+                            }()));
+    }
+  }
+
+  for (auto& ls : listeners) s.listeners.push_back(std::move(ls.l));
+  for (auto& cs : clusters) s.clusters.push_back(std::move(cs.cl));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+const char* profile_name(Profile p) {
+  switch (p) {
+    case Profile::Strict: return "strict";
+    case Profile::Tls12Only: return "tls12-only";
+    case Profile::Extended: return "extended";
+  }
+  return "unknown";
+}
+
+const char* mode_name(Mode m) {
+  switch (m) {
+    case Mode::Tcp: return "tcp";
+    case Mode::Http1: return "http1";
+  }
+  return "unknown";
+}
+
+const Cluster* Snapshot::find_cluster(const std::string& name) const {
+  for (const auto& c : clusters) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+std::string ConfigError::str() const {
+  std::string s = loc_str(loc) + ": ";
+  if (!key.empty()) s += key + ": ";
+  return s + reason;
+}
+
+std::vector<std::string> documented_keys() {
+  std::vector<std::string> out;
+  for (const auto& t : schema()) {
+    for (const char* k : t.keys) out.push_back(join(t.path, k));
+  }
+  return out;
+}
+
+LoadResult load_string(const std::string& text, const std::string& name,
+                       const std::string& base_dir) {
+  LoadResult r;
+  try {
+    Ctx c;
+    c.file = name;
+    c.base_dir = base_dir.empty() ? "." : base_dir;
+    toml::table root;
+    try {
+      root = toml::parse(text, name);
+    } catch (const toml::parse_error& e) {
+      SourceLoc l{name, static_cast<int>(e.source().begin.line),
+                  static_cast<int>(e.source().begin.column)};
+      r.errors.push_back({l, "", "TOML syntax error: " + std::string(e.description())});
+      return r;
+    }
+    Snapshot s;
+    s.path = name;
+    validate(c, root, s);
+    r.errors = std::move(c.errors);
+    if (r.errors.empty()) r.snapshot = std::move(s);
+  } catch (const std::exception& e) {
+    r.snapshot.reset();
+    r.errors.push_back({SourceLoc{name, 0, 0}, "", std::string("internal error: ") + e.what()});
+  } catch (...) {
+    r.snapshot.reset();
+    r.errors.push_back({SourceLoc{name, 0, 0}, "", "internal error"});
+  }
+  return r;
+}
+
+LoadResult load_file(const std::string& path) {
+  LoadResult r;
+  try {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      int e = errno;
+      r.errors.push_back({SourceLoc{path, 0, 0}, "", std::string("cannot read: ") + std::strerror(e)});
+      return r;
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    if (in.bad()) {
+      r.errors.push_back({SourceLoc{path, 0, 0}, "", "read error"});
+      return r;
+    }
+    std::error_code ec;
+    fs::path abs = fs::absolute(fs::path(path), ec);
+    if (ec) abs = fs::path(path);
+    abs = abs.lexically_normal();
+    r = load_string(buf.str(), path, abs.parent_path().string());
+    if (r.snapshot) r.snapshot->path = abs.string();
+  } catch (...) {
+    r.snapshot.reset();
+    r.errors.push_back({SourceLoc{path, 0, 0}, "", "internal error while reading the file"});
+  }
+  return r;
+}
+
+}  // namespace fp::config

@@ -62,6 +62,7 @@ struct TlsConfig {
 };
 
 enum class Mode { Tcp, Http1 };
+const char* mode_name(Mode m);  // "tcp" | "http1"
 
 struct Listener {
   std::string name;
@@ -107,7 +108,9 @@ struct ConfigError {
   SourceLoc loc;
   std::string key;  // dotted path, e.g. "listener[0].tls.cert"
   std::string reason;
-  // "file:line:col: key: reason"
+  // "file:line:col: key: reason". `key` is empty only for errors about the whole file (TOML
+  // syntax, unreadable file); then it is "file:line:col: reason". Listener and cluster keys use
+  // the index in file order: "listener[0].tls.cert", "cluster[1].endpoints[0]".
   std::string str() const;
 };
 
@@ -122,5 +125,10 @@ LoadResult load_file(const std::string& path);
 // Same, from text (tests); `name` is used as the file name in errors and `base_dir` resolves
 // relative paths.
 LoadResult load_string(const std::string& text, const std::string& name, const std::string& base_dir);
+
+// Every key path the schema accepts, tables included ("workers", "limits", "listener.tls",
+// "listener.tls.cert", ...), in schema order. Array elements are written without an index. Each
+// one is documented in config/REFERENCE.md (a test checks it).
+std::vector<std::string> documented_keys();
 
 }  // namespace fp::config
