@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Small loopback upstream ("the app") for fipsproxy integration tests.
+
+Listens on --tcp HOST:PORT (port 0 allowed) or --unix PATH. The first stdout line is the bound
+TCP port (0 for --unix), flushed once the socket listens. After that, one JSON object per line
+per event: {"event":"accept","conn":N} and {"event":"close","conn":N,"recv_bytes":..,
+"recv_sha256":..,"sent_bytes":..,"error":..}.
+
+Modes (positional):
+  echo                 echo bytes back; on EOF send what is left and shut down writes
+  record DIR           write what each connection sends to DIR/conn-N.bin (created at accept);
+                       on EOF reply "ok\\n" and close
+  sink-stall           accept, never read (until SIGTERM or --max-seconds)
+  reply-then-close N   send N pattern bytes, then close (without reading)
+  sha256               read to EOF, reply "<hex sha256> <byte count>\\n", close
+  blast N              send N pattern bytes, then close
+  duplex N             send N pattern bytes (then shut down writes) while reading to EOF
+
+Every loop is bounded: --max-seconds (default 300) per process and per connection. SIGTERM or
+SIGINT exits promptly.
+"""
+import argparse, hashlib, json, os, signal, socket, struct, sys, threading, time
+
+BLOCK = bytes((i * 131 + 7) & 0xFF for i in range(65536))
+
+
+def pattern_chunks(n):
+    """N deterministic bytes: 64 KiB blocks, each stamped with its big-endian index."""
+    k = 0
+    while n > 0:
+        chunk = struct.pack(">Q", k) + BLOCK[8:]
+        chunk = chunk[: min(n, len(chunk))]
+        n -= len(chunk)
+        k += 1
+        yield chunk
+
+
+stop = threading.Event()
+out_lock = threading.Lock()
+
+
+def emit(obj):
+    with out_lock:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
+def send_pattern(c, n, deadline):
+    sent = 0
+    for chunk in pattern_chunks(n):
+        if stop.is_set() or time.monotonic() > deadline:
+            break
+        c.sendall(chunk)
+        sent += len(chunk)
+    return sent
+
+
+def handle(c, conn_id, args):
+    deadline = time.monotonic() + args.max_seconds
+    c.settimeout(1.0)
+    h = hashlib.sha256()
+    st = {"event": "close", "conn": conn_id, "recv_bytes": 0, "sent_bytes": 0}
+    rec = None
+
+    def read_to_eof(on_data=None):
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                d = c.recv(262144)
+            except socket.timeout:
+                continue
+            if not d:
+                return True
+            st["recv_bytes"] += len(d)
+            h.update(d)
+            if on_data:
+                on_data(d)
+        return False
+
+    try:
+        mode = args.mode[0]
+        if mode == "echo":
+            read_to_eof(lambda d: (c.sendall(d), st.__setitem__("sent_bytes", st["sent_bytes"] + len(d))))
+            c.shutdown(socket.SHUT_WR)
+        elif mode == "record":
+            rec = open(os.path.join(args.mode[1], "conn-%d.bin" % conn_id), "wb")
+            if read_to_eof(lambda d: (rec.write(d), rec.flush())):
+                c.sendall(b"ok\n")
+                st["sent_bytes"] = 3
+        elif mode == "sink-stall":
+            while not stop.is_set() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        elif mode in ("reply-then-close", "blast"):
+            st["sent_bytes"] = send_pattern(c, int(args.mode[1]), deadline)
+        elif mode == "sha256":
+            if read_to_eof():
+                reply = ("%s %d\n" % (h.hexdigest(), st["recv_bytes"])).encode()
+                c.sendall(reply)
+                st["sent_bytes"] = len(reply)
+        elif mode == "duplex":
+            n = int(args.mode[1])
+
+            def sender():
+                try:
+                    st["sent_bytes"] = send_pattern(c, n, deadline)
+                    c.shutdown(socket.SHUT_WR)
+                except OSError as e:
+                    st["send_error"] = str(e)
+
+            t = threading.Thread(target=sender, daemon=True)
+            t.start()
+            read_to_eof()
+            t.join(max(0.0, deadline - time.monotonic()))
+        else:
+            st["error"] = "unknown mode " + mode
+    except OSError as e:
+        st["error"] = str(e)
+    finally:
+        if rec:
+            rec.close()
+        st["recv_sha256"] = h.hexdigest()
+        try:
+            c.close()
+        except OSError:
+            pass
+        emit(st)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--tcp")
+    g.add_argument("--unix")
+    p.add_argument("--max-seconds", type=float, default=300.0)
+    p.add_argument("--backlog", type=int, default=128)
+    p.add_argument("mode", nargs="+")
+    args = p.parse_args()
+
+    def on_sig(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_sig)
+    signal.signal(signal.SIGINT, on_sig)
+
+    if args.unix:
+        try:
+            os.unlink(args.unix)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(args.unix)
+        port = 0
+    else:
+        host, _, port_s = args.tcp.rpartition(":")
+        host = host.strip("[]")
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, int(port_s)))
+        port = s.getsockname()[1]
+    s.listen(args.backlog)
+    s.settimeout(0.2)
+    print(port, flush=True)
+
+    deadline = time.monotonic() + args.max_seconds
+    conn_id = 0
+    threads = []
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            c, _ = s.accept()
+        except socket.timeout:
+            continue
+        except OSError:
+            if stop.is_set():
+                break
+            raise
+        conn_id += 1
+        emit({"event": "accept", "conn": conn_id})
+        t = threading.Thread(target=handle, args=(c, conn_id, args), daemon=True)
+        t.start()
+        threads.append(t)
+    stop.set()
+    s.close()
+    for t in threads:
+        t.join(2.0)
+    if args.unix:
+        try:
+            os.unlink(args.unix)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
