@@ -19,4 +19,18 @@ inline constexpr uint32_t kPolicyRequireEms = 0x2;       // TLS 1.2 without EMS:
 inline constexpr int kRefusalTls13ChachaOfferedOnly = 1;
 inline constexpr int kRefusalTls13ChachaSelected = 2;
 inline constexpr int kRefusalNoEms = 3;
+
+// The patch's entry points, resolved with dlsym at first use instead of being linked: an
+// unpatched libssl (LD_LIBRARY_PATH, a distro upgrade) must make `fips-status` refuse with a
+// clear sentence (FIPS-POLICY §10 check 8), not make the dynamic loader fail before main.
+// Call these, never the FIPSPROXY_* symbols above directly.
+//
+// patch_marker(): the marker string, or nullptr when the patch is absent.
+const char* patch_marker();
+// patch_set_policy(): 1 on success; 0 when the bits are rejected or the patch is absent.
+int patch_set_policy(SSL_CTX* ctx, uint32_t bits);
+// patch_get_policy(): the bits in force, 0 when the patch is absent.
+uint32_t patch_get_policy(const SSL_CTX* ctx);
+// patch_get_refusal(): a kRefusal* value, 0 when none or the patch is absent.
+int patch_get_refusal(const SSL* ssl);
 }  // namespace fp::certs

@@ -1,0 +1,190 @@
+#include "certs/pem.h"
+
+#include <openssl/bio.h>
+#include <openssl/bytestring.h>
+#include <openssl/ec.h>
+#include <openssl/ec_key.h>
+#include <openssl/err.h>
+#include <openssl/nid.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/sha.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "certs/policy.h"
+
+namespace fp::certs {
+namespace {
+
+Error cert_error(const std::string& path, const std::string& reason) {
+  return make_error(Code::CertInvalid, Side::Internal, path + ": " + reason);
+}
+
+std::string last_ssl_error() {
+  const uint32_t e = ERR_peek_last_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown error";
+  const char* r = ERR_reason_error_string(e);
+  return r ? r : "unknown error";
+}
+
+// Reads the whole file; on failure returns the errno sentence.
+bool read_file(const std::string& path, std::string& out, std::string& why) {
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    why = std::string("cannot read: ") + std::strerror(errno ? errno : ENOENT);
+    return false;
+  }
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    why = std::string("cannot read: ") + std::strerror(errno ? errno : EIO);
+    return false;
+  }
+  return true;
+}
+
+std::string hex(const unsigned char* p, size_t n) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += kDigits[p[i] >> 4];
+    out += kDigits[p[i] & 0xf];
+  }
+  return out;
+}
+
+bool self_signed(X509* cert) {
+  // Issuer == subject and the key verifies its own signature: a trust anchor whose
+  // self-signature is not validated (FIPS-POLICY §8 "Certificate signature hashes").
+  if (X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(cert)) != 0) return false;
+  bssl::UniquePtr<EVP_PKEY> key(X509_get_pubkey(cert));
+  return key && X509_verify(cert, key.get()) == 1;
+}
+
+}  // namespace
+
+Result<std::vector<bssl::UniquePtr<X509>>> load_certs(const std::string& path) {
+  std::string data, why;
+  if (!read_file(path, data, why)) return cert_error(path, why);
+  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  std::vector<bssl::UniquePtr<X509>> out;
+  ERR_clear_error();
+  for (;;) {
+    bssl::UniquePtr<X509> x(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!x) break;
+    out.push_back(std::move(x));
+  }
+  const uint32_t err = ERR_peek_last_error();
+  if (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();  // normal end of input
+  } else if (err != 0) {
+    return cert_error(path, "bad PEM certificate: " + last_ssl_error());
+  }
+  if (out.empty()) return cert_error(path, "no certificate found");
+  return out;
+}
+
+Result<bssl::UniquePtr<EVP_PKEY>> load_private_key(const std::string& path) {
+  std::string data, why;
+  if (!read_file(path, data, why)) return cert_error(path, why);
+  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  ERR_clear_error();
+  bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) {
+    const uint32_t err = ERR_peek_last_error();
+    if (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE) {
+      ERR_clear_error();
+      return cert_error(path, "no private key found");
+    }
+    return cert_error(path, "bad PEM private key: " + last_ssl_error());
+  }
+  return key;
+}
+
+std::string describe_key(const EVP_PKEY* key) {
+  if (key == nullptr) return "none";
+  switch (EVP_PKEY_id(key)) {
+    case EVP_PKEY_RSA:
+      return "RSA " + std::to_string(EVP_PKEY_bits(key));
+    case EVP_PKEY_EC: {
+      const EC_GROUP* g = EC_KEY_get0_group(EVP_PKEY_get0_EC_KEY(const_cast<EVP_PKEY*>(key)));
+      const int nid = g ? EC_GROUP_get_curve_name(g) : NID_undef;
+      switch (nid) {
+        case NID_X9_62_prime256v1: return "EC P-256";
+        case NID_secp384r1: return "EC P-384";
+        case NID_secp521r1: return "EC P-521";
+        case NID_secp224r1: return "EC P-224";
+        default: return std::string("EC ") + (OBJ_nid2sn(nid) ? OBJ_nid2sn(nid) : "unknown curve");
+      }
+    }
+    case EVP_PKEY_ED25519: return "Ed25519";
+    case EVP_PKEY_DSA: return "DSA";
+    default: return "unknown key type " + std::to_string(EVP_PKEY_id(key));
+  }
+}
+
+std::string key_policy_violation(const EVP_PKEY* key, config::Profile profile) {
+  if (key == nullptr) return "no public key";
+  switch (EVP_PKEY_id(key)) {
+    case EVP_PKEY_RSA: {
+      const unsigned bits = static_cast<unsigned>(EVP_PKEY_bits(key));
+      if (policy::rsa_bits_allowed(bits)) return {};
+      return "RSA key " + std::to_string(bits) + " bits not allowed (FIPS policy: 2048/3072/4096)";
+    }
+    case EVP_PKEY_EC: {
+      const EC_GROUP* g = EC_KEY_get0_group(EVP_PKEY_get0_EC_KEY(const_cast<EVP_PKEY*>(key)));
+      const int nid = g ? EC_GROUP_get_curve_name(g) : NID_undef;
+      if (policy::ec_curve_allowed(profile, nid)) return {};
+      return describe_key(key) + " key not allowed (FIPS policy: P-256/P-384" +
+             std::string(profile == config::Profile::Extended ? "/P-521" : "") + ")";
+    }
+    default:
+      return describe_key(key) + " key not allowed (FIPS policy: RSA or ECDSA)";
+  }
+}
+
+std::string chain_policy_violation(const std::vector<X509*>& chain, config::Profile profile) {
+  for (size_t i = 0; i < chain.size(); ++i) {
+    X509* c = chain[i];
+    auto where = [&] { return "certificate " + std::to_string(i) + " (" + subject_string(c) + "): "; };
+    bssl::UniquePtr<EVP_PKEY> key(X509_get_pubkey(c));
+    std::string why = key_policy_violation(key.get(), profile);
+    if (!why.empty()) return where() + why;
+    const bool anchor = i + 1 == chain.size() && self_signed(c);
+    if (!anchor) {
+      const int nid = X509_get_signature_nid(c);
+      if (!policy::cert_signature_allowed(nid)) {
+        const char* sn = OBJ_nid2ln(nid);
+        return where() + "signature algorithm " + (sn ? sn : "unknown") +
+               " not allowed (FIPS policy: SHA-256/384/512 with RSA, RSA-PSS or ECDSA)";
+      }
+    }
+  }
+  return {};
+}
+
+std::string subject_string(const X509* cert) {
+  bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  BIO_mem_contents(bio.get(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+std::string cert_sha256_hex(const X509* cert) {
+  uint8_t* der = nullptr;
+  const int len = i2d_X509(const_cast<X509*>(cert), &der);
+  if (len <= 0) return {};
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(der, static_cast<size_t>(len), md);
+  OPENSSL_free(der);
+  return hex(md, sizeof md);
+}
+
+}  // namespace fp::certs

@@ -1,0 +1,37 @@
+#pragma once
+// PEM loading with reasons that name the file: "PATH: reason" (STYLE.md 5.4). Also the key and
+// certificate policy checks shared by own-cert loading and the peer verify callback.
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/base/result.h"
+
+namespace fp::certs {
+
+// All certificates in a PEM file, in order (leaf first for a chain). Error (CertInvalid):
+// "PATH: cannot read: <strerror>", "PATH: no certificate found", "PATH: bad PEM certificate: ...".
+Result<std::vector<bssl::UniquePtr<X509>>> load_certs(const std::string& path);
+// The first private key in a PEM file. "PATH: no private key found" when none.
+Result<bssl::UniquePtr<EVP_PKEY>> load_private_key(const std::string& path);
+
+// "RSA 2048", "EC P-256", "Ed25519", ...
+std::string describe_key(const EVP_PKEY* key);
+// Empty when the key is allowed by FIPS-POLICY §8 for `profile`, else the reason, e.g.
+// "RSA key 1024 bits not allowed (FIPS policy: 2048/3072/4096)".
+std::string key_policy_violation(const EVP_PKEY* key, config::Profile profile);
+// Checks every certificate of a chain (leaf first) against §8: key type/size on every element,
+// signature hash on every element that is not a self-signed trust anchor. Empty when fine, else
+// "certificate N (subject): reason".
+std::string chain_policy_violation(const std::vector<X509*>& chain, config::Profile profile);
+
+// RFC 2253 one-line subject.
+std::string subject_string(const X509* cert);
+// Hex SHA-256 of the DER encoding.
+std::string cert_sha256_hex(const X509* cert);
+
+}  // namespace fp::certs
