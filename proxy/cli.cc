@@ -1,10 +1,143 @@
 #include "proxy/cli.h"
 
+#include <uv.h>
+
 #include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "certs/fips_self_check.h"
+#include "config/config.h"
+#include "build_info.h"
+#include "proxy/server.h"
 
 namespace fp::proxy {
-int cli_main(int, char**) {
-  std::fprintf(stderr, "fipsproxy: not yet implemented\n");
+
+namespace {
+
+constexpr const char kUsage[] =
+    "usage: fipsproxy <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run -c FILE            start the proxy (FIPS checks, config, certs, bind, serve)\n"
+    "  check -c FILE          validate the config and load every certificate; exit 0 or 2\n"
+    "  fips-status [--json]   run the FIPS startup checks and print the report; exit 0 or 3\n"
+    "  version                print versions of fipsproxy, the FIPS module and libraries\n"
+    "  help                   this text\n"
+    "\n"
+    "exit codes: 0 ok, 1 runtime failure, 2 bad usage or config, 3 FIPS self-check failure\n";
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "fipsproxy: %s\n%s", msg.c_str(), kUsage);
   return kExitUsage;
 }
+
+// Parses "-c FILE" / "--config FILE" / "--config=FILE".
+bool config_arg(const std::vector<std::string>& args, std::string& path, std::string& err) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-c" || a == "--config") {
+      if (i + 1 >= args.size()) {
+        err = a + " needs a file";
+        return false;
+      }
+      path = args[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      path = a.substr(9);
+    } else if (a == "--explain") {
+      continue;
+    } else {
+      err = "unknown option '" + a + "'";
+      return false;
+    }
+  }
+  if (path.empty()) {
+    err = "missing -c FILE";
+    return false;
+  }
+  return true;
+}
+
+int cmd_fips_status(const std::vector<std::string>& args) {
+  bool json = false;
+  for (const auto& a : args) {
+    if (a == "--json") {
+      json = true;
+    } else {
+      return usage_error("fips-status: unknown option '" + a + "'");
+    }
+  }
+  certs::FipsReport report = certs::run_fips_checks();
+  std::string out = json ? report.to_json() : report.to_text();
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  if (!out.empty() && out.back() != '\n') std::fputc('\n', stdout);
+  if (!report.ok()) {
+    const certs::FipsCheck* f = report.first_failure();
+    std::fprintf(stderr, "fipsproxy: FIPS check failed: %s: %s\n", f ? f->name.c_str() : "?",
+                 f ? f->detail.c_str() : "?");
+    return kExitFips;
+  }
+  return kExitOk;
+}
+
+int cmd_version() {
+  certs::FipsReport report = certs::run_fips_checks();
+  std::printf("fipsproxy %s\n", build::kVersion);
+  std::printf("fips module: %s %lu (%s %s, BoringSSL %s, libssl patch %.16s)\n",
+              report.module_name.empty() ? "BoringCrypto" : report.module_name.c_str(),
+              report.module_version, build::kSourcePackage, build::kSourceVersion,
+              build::kBoringsslRevision, build::kPatchSha256);
+  std::printf("libuv %s\n", uv_version_string());
+  std::printf("llhttp 8.1.0 (Debian node-llhttp sources)\n");
+  std::printf("toml++ %d.%d.%d\n", TOML_LIB_MAJOR, TOML_LIB_MINOR, TOML_LIB_PATCH);
+  return kExitOk;
+}
+
+int cmd_check(const std::vector<std::string>& args) {
+  std::string path, err;
+  if (!config_arg(args, path, err)) return usage_error("check: " + err);
+  config::LoadResult loaded = config::load_file(path);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+    std::fprintf(stderr, "fipsproxy: %zu configuration error(s)\n", loaded.errors.size());
+    return kExitUsage;
+  }
+  Runtime rt;
+  if (Result<void> r = build_runtime(rt, std::move(*loaded.snapshot)); !r) {
+    std::fprintf(stderr, "%s\n", r.error().detail.c_str());
+    return kExitUsage;
+  }
+  std::printf("%s: ok (%zu listener(s), %zu cluster(s))\n", path.c_str(), rt.listeners.size(),
+              rt.clusters.size());
+  return kExitOk;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  std::string path, err;
+  if (!config_arg(args, path, err)) return usage_error("run: " + err);
+  Server server;
+  return server.run(path);
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  if (argc < 2) return usage_error("missing command");
+  const std::string cmd = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (cmd == "run") return cmd_run(args);
+  if (cmd == "check") return cmd_check(args);
+  if (cmd == "fips-status") return cmd_fips_status(args);
+  if (cmd == "version" || cmd == "--version") return cmd_version();
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::fputs(kUsage, stdout);
+    return kExitOk;
+  }
+  return usage_error("unknown command '" + cmd + "'");
+}
+
 }  // namespace fp::proxy

@@ -1,0 +1,660 @@
+#include "proxy/connection.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "proxy/base/json.h"
+#include "proxy/base/log.h"
+#include "proxy/worker.h"
+
+namespace fp::proxy {
+
+namespace {
+
+// How long a failing connection may take to flush what is queued (a TLS alert) before close.
+constexpr uint64_t kLingerMs = 1000;
+// Plaintext coalesced from TLS records before one write to the other side.
+constexpr size_t kPumpChunk = 256 * 1024;
+
+std::string sockaddr_text(const struct sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    uv_ip4_name(a, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(a, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  return "unix";
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+struct Connection::WriteReq {
+  uv_write_t req;
+  Connection* conn;
+  Endpoint* ep;
+  std::string data;
+};
+
+Connection::Connection(Worker& worker, ListenerRuntime& listener, uint64_t id)
+    : worker_(worker), listener_(listener), id_(id) {
+  down_.is_down = true;
+  up_.is_down = false;
+  started_ms_ = last_activity_ms_ = uv_now(worker_.loop());
+}
+
+Connection::~Connection() = default;
+
+bool Connection::accept_from(uv_stream_t* server) {
+  if (uv_tcp_init(worker_.loop(), &down_.h.tcp) != 0) return false;
+  down_.inited = true;
+  down_.h.handle.data = this;
+  int rc = uv_accept(server, &down_.h.stream);
+  if (rc != 0) {
+    FP_LOG_DEBUG("accept failed", {"err", uv_err_name(rc)});
+    return false;
+  }
+  uv_tcp_nodelay(&down_.h.tcp, 1);
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&down_.h.tcp, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    peer_addr_ = sockaddr_text(ss);
+  }
+  return true;
+}
+
+bool Connection::adopt_pipe_fd(int fd) {
+  if (uv_pipe_init(worker_.loop(), &down_.h.pipe, 0) != 0) {
+    ::close(fd);
+    return false;
+  }
+  down_.inited = true;
+  down_.h.handle.data = this;
+  int rc = uv_pipe_open(&down_.h.pipe, fd);  // the handle owns fd from here
+  if (rc != 0) {
+    ::close(fd);
+    return false;
+  }
+  peer_addr_ = "unix:" + listener_.cfg->address.path;
+  return true;
+}
+
+void Connection::start(bool over_limit) {
+  if (uv_timer_init(worker_.loop(), &timer_) == 0) {
+    timer_inited_ = true;
+    timer_.data = this;
+  }
+  if (over_limit) {
+    fail(make_error(Code::ConnectionLimit, Side::Downstream,
+                    "max_connections " + std::to_string(listener_.cfg->max_connections) +
+                        " reached on listener " + listener_.cfg->name));
+    return;
+  }
+  counted_ = true;  // the worker took a slot in listener_.active for us
+  if (listener_.tls) {
+    down_.tls = TlsTransport::create(listener_.tls, "");
+    if (!down_.tls) {
+      fail(make_error(Code::TlsSetupFailed, Side::Internal, "SSL_new failed"));
+      return;
+    }
+    state_ = State::Handshaking;
+    arm_timer(static_cast<uint64_t>(listener_.cfg->handshake_timeout.count()));
+    start_reading(down_);
+  } else {
+    state_ = State::Connecting;
+    connect_upstream();
+  }
+}
+
+void Connection::force_close(Code code) {
+  fail(make_error(code, Side::Internal, "closed by the proxy"));
+  // No lingering on a forced close.
+  finish_close();
+}
+
+// --- reading ------------------------------------------------------------------------------
+
+void Connection::start_reading(Endpoint& ep) {
+  if (!ep.inited || ep.reading || ep.read_eof || closing_) return;
+  int rc = uv_read_start(&ep.h.stream, on_alloc, on_read);
+  if (rc != 0) {
+    fail(make_error(Code::Io, side_of(ep), std::string("uv_read_start: ") + uv_err_name(rc)));
+    return;
+  }
+  ep.reading = true;
+}
+
+void Connection::stop_reading(Endpoint& ep) {
+  if (!ep.reading) return;
+  uv_read_stop(&ep.h.stream);
+  ep.reading = false;
+}
+
+void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
+  // One buffer per worker: every read is consumed (fed to TLS or queued as a copy) before
+  // the callback returns, so an idle connection holds no read buffer.
+  auto* self = static_cast<Connection*>(h->data);
+  *buf = uv_buf_init(self->worker_.read_buffer(), Worker::kReadBufferSize);
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* self = static_cast<Connection*>(s->data);
+  Endpoint& ep = (s == &self->down_.h.stream) ? self->down_ : self->up_;
+  if (self->closing_) return;
+  if (nread > 0) {
+    self->on_data(ep, buf->base, static_cast<size_t>(nread));
+  } else if (nread == UV_EOF) {
+    self->on_eof(ep);
+  } else if (nread < 0) {
+    const bool down = ep.is_down;
+    self->fail(make_error(down ? Code::DownstreamReset : Code::UpstreamReset, self->side_of(ep),
+                          std::string("read: ") + uv_err_name(static_cast<int>(nread))));
+  }
+}
+
+void Connection::on_data(Endpoint& ep, const char* data, size_t len) {
+  touch();
+  if (ep.tls) {
+    ep.tls->feed(data, len);
+    if (!ep.tls->handshake_done()) {
+      drive_handshake(ep);
+    } else if (state_ == State::Established) {
+      pump(ep);
+    }
+    return;
+  }
+  if (state_ != State::Established) {
+    // Plain side speaking before the other side is ready cannot happen: we do not read it
+    // until established. Anything else is a bug in the state machine.
+    fail(make_error(Code::Internal, side_of(ep), "data before established"));
+    return;
+  }
+  forward(ep, data, len);
+}
+
+void Connection::on_eof(Endpoint& ep) {
+  stop_reading(ep);
+  if (ep.tls && !ep.tls->handshake_done()) {
+    fail(make_error(ep.is_down ? Code::DownstreamReset : Code::UpstreamReset, side_of(ep),
+                    "peer closed during the TLS handshake"));
+    return;
+  }
+  if (state_ != State::Established) {
+    fail(make_error(ep.is_down ? Code::DownstreamReset : Code::UpstreamReset, side_of(ep),
+                    "peer closed before the connection was established"));
+    return;
+  }
+  if (ep.tls) pump(ep);  // deliver what is still buffered (read_eof is set on close_notify)
+  if (closing_ || ep.read_eof) return;
+  // EOF without close_notify: treat as end of stream (the peer may have truncated).
+  source_finished(ep);
+}
+
+// Moves decrypted plaintext from `ep` to the other side while the other side has room.
+void Connection::pump(Endpoint& ep) {
+  Endpoint& to = other(ep);
+  const uint64_t high = worker_.runtime().cfg.limits.high_watermark;
+  std::string out;
+  while (!closing_ && !ep.read_eof) {
+    if (to.queued + out.size() >= high) {
+      if (!out.empty()) break;
+      stop_reading(ep);
+      ep.paused = true;
+      break;
+    }
+    const size_t at = out.size();
+    out.resize(at + 16384 + 512);
+    TlsTransport::ReadResult r = ep.tls->read(out.data() + at, out.size() - at);
+    out.resize(at + r.bytes);
+    if (r.bytes > 0) {
+      if (out.size() >= kPumpChunk) {
+        forward(ep, out.data(), out.size());
+        out.clear();
+      }
+      continue;
+    }
+    flush(ep);  // a read may produce records (KeyUpdate response, alerts)
+    if (r.want_read) break;
+    if (r.eof) {
+      if (!out.empty()) {
+        forward(ep, out.data(), out.size());
+        out.clear();
+      }
+      stop_reading(ep);
+      source_finished(ep);
+      return;
+    }
+    fail(ep.tls->failure(side_of(ep)));
+    return;
+  }
+  if (!out.empty() && !closing_) forward(ep, out.data(), out.size());
+  if (!closing_ && ep.paused == false && !ep.read_eof) start_reading(ep);
+}
+
+void Connection::forward(Endpoint& from, const char* data, size_t len) {
+  Endpoint& to = other(from);
+  from.bytes_in += len;
+  to.bytes_out += len;
+  if (to.tls) {
+    if (!to.tls->write(data, len)) {
+      fail(to.tls->failure(side_of(to)));
+      return;
+    }
+    flush(to);
+  } else {
+    write_raw(to, std::string(data, len));
+  }
+  if (!closing_ && to.queued >= worker_.runtime().cfg.limits.high_watermark) {
+    stop_reading(from);
+    from.paused = true;
+  }
+}
+
+// --- writing ------------------------------------------------------------------------------
+
+void Connection::flush(Endpoint& ep) {
+  if (!ep.tls || ep.tls->pending_output() == 0) return;
+  write_raw(ep, ep.tls->take_output());
+}
+
+void Connection::write_raw(Endpoint& ep, std::string data) {
+  if (data.empty() || !ep.inited) return;
+  auto* req = new WriteReq{{}, this, &ep, std::move(data)};
+  req->req.data = req;
+  uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  ep.queued += req->data.size();
+  int rc = uv_write(&req->req, &ep.h.stream, &buf, 1, on_write);
+  if (rc != 0) {
+    ep.queued -= req->data.size();
+    delete req;
+    fail(make_error(ep.is_down ? Code::DownstreamReset : Code::UpstreamReset, side_of(ep),
+                    std::string("write: ") + uv_err_name(rc)));
+  }
+}
+
+void Connection::on_write(uv_write_t* req, int status) noexcept {
+  auto* w = static_cast<WriteReq*>(req->data);
+  Connection* self = w->conn;
+  Endpoint& ep = *w->ep;
+  ep.queued -= w->data.size();
+  delete w;
+  if (status != 0 && status != UV_ECANCELED && !self->closing_) {
+    self->fail(make_error(ep.is_down ? Code::DownstreamReset : Code::UpstreamReset,
+                          self->side_of(ep), std::string("write: ") + uv_err_name(status)));
+  }
+  self->after_write(ep);
+}
+
+void Connection::after_write(Endpoint& ep) {
+  if (closing_) {
+    if (!finished_ && down_.queued == 0 && up_.queued == 0) finish_close();
+    return;
+  }
+  touch();
+  Endpoint& src = other(ep);
+  if (src.paused && ep.queued <= worker_.runtime().cfg.limits.low_watermark) {
+    src.paused = false;
+    if (src.tls) {
+      pump(src);
+    } else {
+      start_reading(src);
+    }
+  }
+}
+
+// --- half-close ---------------------------------------------------------------------------
+
+void Connection::source_finished(Endpoint& from) {
+  from.read_eof = true;
+  do_shutdown(other(from));
+  check_done();
+}
+
+void Connection::do_shutdown(Endpoint& ep) {
+  if (ep.shutdown_started || !ep.inited || closing_) return;
+  ep.shutdown_started = true;
+  if (ep.tls) {
+    ep.tls->shutdown();
+    flush(ep);
+  }
+  ep.shutdown_req.data = this;
+  // uv_shutdown runs after every queued write, so the peer gets all data, then close_notify,
+  // then FIN.
+  int rc = uv_shutdown(&ep.shutdown_req, &ep.h.stream, on_shutdown);
+  if (rc != 0) {
+    ep.shutdown_done = true;  // the peer is gone; nothing more to send
+    check_done();
+  }
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int status) noexcept {
+  auto* self = static_cast<Connection*>(req->data);
+  Endpoint& ep = (req == &self->down_.shutdown_req) ? self->down_ : self->up_;
+  ep.shutdown_done = true;
+  (void)status;
+  if (!self->closing_) self->check_done();
+}
+
+void Connection::check_done() {
+  if (closing_) return;
+  if (down_.read_eof && up_.read_eof && down_.shutdown_done && up_.shutdown_done) {
+    fail(make_error(Code::Completed, Side::Internal, ""));
+  }
+}
+
+// --- TLS handshakes -----------------------------------------------------------------------
+
+void Connection::drive_handshake(Endpoint& ep) {
+  TlsTransport::Step step = ep.tls->handshake();
+  flush(ep);
+  if (step == TlsTransport::Step::WantRead) return;
+  if (step == TlsTransport::Step::Failed) {
+    fail(ep.tls->failure(side_of(ep)));
+    return;
+  }
+  // Second gate behind the library: what was negotiated is re-checked against the table.
+  Result<void> gate = ep.tls->check_negotiated();
+  if (!gate) {
+    Error e = gate.error();
+    e.side = side_of(ep);
+    fail(std::move(e));
+    return;
+  }
+  if (ep.is_down) {
+    down_info_ = ep.tls->info();
+    down_tls_done_ = true;
+    // Nothing is read from the client until the upstream is ready; the kernel buffers it.
+    stop_reading(down_);
+    state_ = State::Connecting;
+    connect_upstream();
+  } else {
+    up_info_ = ep.tls->info();
+    up_tls_done_ = true;
+    established();
+  }
+}
+
+// --- upstream -----------------------------------------------------------------------------
+
+void Connection::connect_upstream() {
+  const ClusterRuntime& cluster = *listener_.cluster;
+  const config::Address& addr = worker_.next_endpoint(cluster);
+  upstream_ep_ = &addr;
+  upstream_addr_ = addr.text;
+  arm_timer(static_cast<uint64_t>(cluster.cfg->connect_timeout.count()));
+  connect_req_.data = this;
+  if (addr.is_unix()) {
+    if (uv_pipe_init(worker_.loop(), &up_.h.pipe, 0) != 0) {
+      fail(make_error(Code::Internal, Side::Upstream, "uv_pipe_init failed"));
+      return;
+    }
+    up_.inited = true;
+    up_.h.handle.data = this;
+    uv_pipe_connect(&connect_req_, &up_.h.pipe, addr.path.c_str(), on_connect);
+    return;
+  }
+  struct sockaddr_storage ss;
+  std::memset(&ss, 0, sizeof ss);
+  if (uv_ip4_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in*>(&ss)) == 0 ||
+      uv_ip6_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) {
+    connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
+    return;
+  }
+  // A DNS name: resolve off-loop (libuv's threadpool).
+  struct addrinfo hints;
+  std::memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  resolve_req_.data = this;
+  std::string port = std::to_string(addr.port);
+  int rc = uv_getaddrinfo(worker_.loop(), &resolve_req_, on_resolved, addr.host.c_str(),
+                          port.c_str(), &hints);
+  if (rc != 0) {
+    fail(make_error(Code::UpstreamConnectFailed, Side::Upstream,
+                    "resolve " + addr.host + ": " + uv_err_name(rc)));
+    return;
+  }
+  resolving_ = true;
+}
+
+void Connection::on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo* res) noexcept {
+  auto* self = static_cast<Connection*>(req->data);
+  self->resolving_ = false;
+  if (self->closing_) {
+    uv_freeaddrinfo(res);
+    self->handle_closed();  // the resolve was counted as a pending close
+    return;
+  }
+  if (status != 0 || res == nullptr) {
+    uv_freeaddrinfo(res);
+    self->fail(make_error(Code::UpstreamConnectFailed, Side::Upstream,
+                          std::string("resolve: ") + uv_err_name(status)));
+    return;
+  }
+  struct sockaddr_storage ss;
+  std::memset(&ss, 0, sizeof ss);
+  std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+  uv_freeaddrinfo(res);
+  self->connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
+}
+
+void Connection::connect_tcp(const struct sockaddr* addr) {
+  if (uv_tcp_init(worker_.loop(), &up_.h.tcp) != 0) {
+    fail(make_error(Code::Internal, Side::Upstream, "uv_tcp_init failed"));
+    return;
+  }
+  up_.inited = true;
+  up_.h.handle.data = this;
+  int rc = uv_tcp_connect(&connect_req_, &up_.h.tcp, addr, on_connect);
+  if (rc != 0) {
+    fail(make_error(Code::UpstreamConnectFailed, Side::Upstream,
+                    std::string("connect: ") + uv_err_name(rc)));
+  }
+}
+
+void Connection::on_connect(uv_connect_t* req, int status) noexcept {
+  auto* self = static_cast<Connection*>(req->data);
+  if (self->closing_) return;
+  if (status != 0) {
+    Code code = status == UV_ECONNREFUSED || status == UV_ENOENT ? Code::UpstreamConnectRefused
+                                                                  : Code::UpstreamConnectFailed;
+    self->fail(make_error(code, Side::Upstream,
+                          self->upstream_addr_ + ": " + uv_err_name(status)));
+    return;
+  }
+  self->upstream_connected();
+}
+
+void Connection::upstream_connected() {
+  if (!upstream_ep_->is_unix()) uv_tcp_nodelay(&up_.h.tcp, 1);
+  const ClusterRuntime& cluster = *listener_.cluster;
+  if (!cluster.tls) {
+    established();
+    return;
+  }
+  std::string sni = cluster.cfg->tls->sni;
+  if (sni.empty() && !upstream_ep_->is_unix() && !is_ip_literal(upstream_ep_->host)) {
+    sni = upstream_ep_->host;
+  }
+  up_.tls = TlsTransport::create(cluster.tls, sni);
+  if (!up_.tls) {
+    fail(make_error(Code::TlsSetupFailed, Side::Upstream, "SSL_new failed"));
+    return;
+  }
+  start_reading(up_);
+  drive_handshake(up_);  // sends the ClientHello
+}
+
+void Connection::established() {
+  state_ = State::Established;
+  touch();
+  arm_timer(static_cast<uint64_t>(listener_.cfg->idle_timeout.count()));
+  FP_LOG_DEBUG("connection established", {"conn", id_}, {"listener", listener_.cfg->name},
+               {"upstream", upstream_addr_});
+  start_reading(down_);
+  start_reading(up_);
+  // TLS may hold application data that arrived with the handshake.
+  if (down_.tls) pump(down_);
+  if (!closing_ && up_.tls) pump(up_);
+}
+
+// --- timers -------------------------------------------------------------------------------
+
+void Connection::touch() { last_activity_ms_ = uv_now(worker_.loop()); }
+
+void Connection::arm_timer(uint64_t ms) {
+  if (!timer_inited_) return;
+  uv_timer_start(&timer_, on_timer_cb, ms, 0);
+}
+
+void Connection::on_timer_cb(uv_timer_t* t) noexcept { static_cast<Connection*>(t->data)->on_timer(); }
+
+void Connection::on_timer() {
+  if (closing_) {
+    finish_close();  // linger expired
+    return;
+  }
+  switch (state_) {
+    case State::Handshaking:
+      fail(make_error(Code::HandshakeTimeout, Side::Downstream,
+                      "no TLS handshake within " +
+                          std::to_string(listener_.cfg->handshake_timeout.count()) + "ms"));
+      return;
+    case State::Connecting:
+      fail(make_error(Code::ConnectTimeout, Side::Upstream,
+                      upstream_addr_ + ": no connection within " +
+                          std::to_string(listener_.cluster->cfg->connect_timeout.count()) + "ms"));
+      return;
+    case State::Established: {
+      const uint64_t idle = static_cast<uint64_t>(listener_.cfg->idle_timeout.count());
+      const uint64_t now = uv_now(worker_.loop());
+      if (now - last_activity_ms_ >= idle) {
+        fail(make_error(Code::IdleTimeout, Side::Internal,
+                        "idle for " + std::to_string(now - last_activity_ms_) + "ms"));
+      } else {
+        arm_timer(idle - (now - last_activity_ms_));
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+// --- closing ------------------------------------------------------------------------------
+
+void Connection::fail(Error error) {
+  if (closing_) return;
+  closing_ = true;
+  state_ = State::Closing;
+  close_reason_ = std::move(error);
+  stop_reading(down_);
+  stop_reading(up_);
+  if (down_.queued == 0 && up_.queued == 0) {
+    finish_close();
+    return;
+  }
+  arm_timer(kLingerMs);  // let a queued alert or reply go out, bounded
+}
+
+void Connection::finish_close() {
+  if (finished_) return;
+  finished_ = true;
+  closing_ = true;
+  write_access_log();
+  if (counted_) {
+    listener_.active.fetch_sub(1, std::memory_order_relaxed);
+    counted_ = false;
+  }
+  worker_.connection_finished(this);
+  pending_closes_ = 1;  // guard: released at the end of this function
+  for (Endpoint* ep : {&down_, &up_}) {
+    if (ep->inited && !uv_is_closing(&ep->h.handle)) {
+      ++pending_closes_;
+      uv_close(&ep->h.handle, on_closed);
+    }
+  }
+  if (timer_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
+    ++pending_closes_;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+  }
+  if (resolving_) {
+    ++pending_closes_;  // released by on_resolved (called with UV_EAI_CANCELED)
+    uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
+  }
+  handle_closed();
+}
+
+void Connection::on_closed(uv_handle_t* h) noexcept { static_cast<Connection*>(h->data)->handle_closed(); }
+
+void Connection::handle_closed() {
+  if (--pending_closes_ == 0) worker_.connection_destroyed(this);
+}
+
+void Connection::write_access_log() {
+  const Error& r = close_reason_;
+  const bool ok = r.code == Code::Completed;
+  const double dur = static_cast<double>(uv_now(worker_.loop()) - started_ms_);
+  if (ok) {
+    FP_LOG_DEBUG("connection closed", {"conn", id_}, {"listener", listener_.cfg->name},
+                 {"reason", base::token(r.code)});
+  } else {
+    FP_LOG_INFO("connection closed", {"conn", id_}, {"listener", listener_.cfg->name},
+                {"worker", worker_.id()}, {"reason", base::token(r.code)},
+                {"side", base::side_name(r.side)}, {"detail", r.detail});
+  }
+  AccessLog* log = worker_.runtime().access_log.get();
+  if (log == nullptr || !log->enabled()) return;
+  char ts[40];
+  {
+    time_t now = time(nullptr);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+  base::JsonObject j;
+  j.str("ts", ts)
+      .str("listener", listener_.cfg->name)
+      .unum("conn", id_)
+      .unum("worker", worker_.id())
+      .str("peer", peer_addr_)
+      .str("upstream", upstream_addr_)
+      .str("tls_version", down_tls_done_ ? down_info_.version : "")
+      .str("cipher", down_tls_done_ ? down_info_.cipher : "")
+      .str("group", down_tls_done_ ? down_info_.group : "")
+      .str("sigalg", down_tls_done_ ? down_info_.sigalg : "")
+      .str("alpn", down_info_.alpn)
+      .str("sni", down_info_.sni)
+      .str("peer_spiffe", down_info_.peer.spiffe_id)
+      .str_array("peer_dns", down_info_.peer.dns)
+      .str("peer_sha256", down_info_.peer.sha256)
+      .str("up_tls_version", up_tls_done_ ? up_info_.version : "")
+      .str("up_cipher", up_tls_done_ ? up_info_.cipher : "")
+      .str("up_group", up_tls_done_ ? up_info_.group : "")
+      .str("up_peer_spiffe", up_info_.peer.spiffe_id)
+      .str_array("up_peer_dns", up_info_.peer.dns)
+      .unum("bytes_from_downstream", down_.bytes_in)
+      .unum("bytes_to_downstream", down_.bytes_out)
+      .dbl("duration_ms", dur)
+      .str("close_reason", base::token(r.code))
+      .str("close_side", base::side_name(r.side))
+      .str("detail", r.detail);
+  log->write_line(j.done());
+}
+
+}  // namespace fp::proxy

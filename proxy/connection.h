@@ -1,0 +1,138 @@
+#pragma once
+// Connection: a downstream transport paired with an upstream transport (DESIGN.md §4).
+//
+// Life cycle: Handshaking (TLS listener) -> Connecting (upstream connect + TLS handshake) ->
+// Established (bytes flow both ways) -> Closing (flush what is queued, e.g. a TLS alert, for
+// at most kLingerMs) -> Closed (every handle closed; the worker deletes it).
+//
+// Invariants:
+// - Every uv handle is a member; memory is freed only after the last close callback.
+// - Callbacks never delete the connection: fail() marks it and handles close asynchronously.
+// - Per direction, at most high_watermark bytes are queued to the sink before reading from
+//   the source stops; reading resumes below low_watermark.
+// - EOF from one side becomes a shutdown (close_notify + FIN) on the other after its queue
+//   drains (uv_shutdown waits for queued writes). The connection completes when both
+//   directions are shut down.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "certs/handshake_info.h"
+#include "proxy/base/result.h"
+#include "proxy/runtime.h"
+#include "proxy/tls_transport.h"
+
+namespace fp::proxy {
+
+class Worker;
+
+class Connection {
+ public:
+  Connection(Worker& worker, ListenerRuntime& listener, uint64_t id);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  uint64_t id() const { return id_; }
+  // Takes the accepted socket from a TCP listener.
+  bool accept_from(uv_stream_t* server);
+  // Takes an accepted unix-socket fd (handed over by the accepting worker).
+  bool adopt_pipe_fd(int fd);
+  // Starts the state machine; `over_limit` closes at once with connection_limit.
+  void start(bool over_limit);
+  // Drain deadline passed or a second SIGTERM: close now.
+  void force_close(Code code);
+  bool closing() const { return closing_; }
+
+ private:
+  enum class State { New, Handshaking, Connecting, Established, Closing };
+  struct Endpoint {
+    union {
+      uv_handle_t handle;
+      uv_stream_t stream;
+      uv_tcp_t tcp;
+      uv_pipe_t pipe;
+    } h;
+    bool is_down = false;
+    bool inited = false;
+    std::unique_ptr<TlsTransport> tls;
+    bool reading = false;
+    bool paused = false;  // reading stopped for backpressure
+    bool read_eof = false;
+    bool shutdown_started = false;
+    bool shutdown_done = false;
+    size_t queued = 0;
+    uint64_t bytes_in = 0;   // plaintext received from this side
+    uint64_t bytes_out = 0;  // plaintext sent to this side
+    uv_shutdown_t shutdown_req;
+  };
+  struct WriteReq;
+
+  Endpoint& other(Endpoint& ep) { return ep.is_down ? up_ : down_; }
+  Side side_of(const Endpoint& ep) const { return ep.is_down ? Side::Downstream : Side::Upstream; }
+
+  void start_reading(Endpoint& ep);
+  void stop_reading(Endpoint& ep);
+  void on_data(Endpoint& ep, const char* data, size_t len);
+  void on_eof(Endpoint& ep);
+  void drive_handshake(Endpoint& ep);
+  void pump(Endpoint& ep);
+  void forward(Endpoint& from, const char* data, size_t len);
+  void flush(Endpoint& ep);
+  void write_raw(Endpoint& ep, std::string data);
+  void after_write(Endpoint& ep);
+  void source_finished(Endpoint& from);
+  void do_shutdown(Endpoint& ep);
+  void check_done();
+  void connect_upstream();
+  void connect_tcp(const struct sockaddr* addr);
+  void upstream_connected();
+  void established();
+  void arm_timer(uint64_t ms);
+  void on_timer();
+  void touch();
+  void fail(Error error);
+  void finish_close();
+  void write_access_log();
+  void handle_closed();
+
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void on_write(uv_write_t* req, int status) noexcept;
+  static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
+  static void on_connect(uv_connect_t* req, int status) noexcept;
+  static void on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo* res) noexcept;
+  static void on_timer_cb(uv_timer_t* t) noexcept;
+  static void on_closed(uv_handle_t* h) noexcept;
+
+  Worker& worker_;
+  ListenerRuntime& listener_;
+  const uint64_t id_;
+  State state_ = State::New;
+  Endpoint down_;
+  Endpoint up_;
+  uv_timer_t timer_;
+  bool timer_inited_ = false;
+  uv_connect_t connect_req_;
+  uv_getaddrinfo_t resolve_req_;
+  bool resolving_ = false;
+  bool counted_ = false;  // holds a slot in listener_.active
+  bool closing_ = false;
+  bool finished_ = false;
+  int pending_closes_ = 0;
+  uint64_t started_ms_ = 0;
+  uint64_t last_activity_ms_ = 0;
+  std::string peer_addr_;
+  std::string upstream_addr_;
+  const config::Address* upstream_ep_ = nullptr;
+  certs::HandshakeInfo down_info_;
+  certs::HandshakeInfo up_info_;
+  bool down_tls_done_ = false;
+  bool up_tls_done_ = false;
+  Error close_reason_{Code::Completed, Side::Internal, ""};
+};
+
+}  // namespace fp::proxy
