@@ -15,6 +15,8 @@ Modes (positional):
   sha256               read to EOF, reply "<hex sha256> <byte count>\\n", close
   blast N              send N pattern bytes, then close
   duplex N             send N pattern bytes (then shut down writes) while reading to EOF
+  http DIR             read one HTTP/1.x request (head + Content-Length body), record it to
+                       DIR/conn-N.bin, answer 200 "ok\n" with Connection: close, close
 
 Every loop is bounded: --max-seconds (default 300) per process and per connection. SIGTERM or
 SIGINT exits promptly.
@@ -96,6 +98,34 @@ def handle(c, conn_id, args):
                 reply = ("%s %d\n" % (h.hexdigest(), st["recv_bytes"])).encode()
                 c.sendall(reply)
                 st["sent_bytes"] = len(reply)
+        elif mode == "http":
+            rec = open(os.path.join(args.mode[1], "conn-%d.bin" % conn_id), "wb")
+            buf = bytearray()
+            need = None
+            while not stop.is_set() and time.monotonic() < deadline:
+                if need is None and b"\r\n\r\n" in buf:
+                    head_end = buf.index(b"\r\n\r\n") + 4
+                    cl = 0
+                    for line in bytes(buf[:head_end]).split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            cl = int(line.split(b":", 1)[1])
+                    need = head_end + cl
+                if need is not None and len(buf) >= need:
+                    break
+                try:
+                    d = c.recv(65536)
+                except socket.timeout:
+                    continue
+                if not d:
+                    break
+                buf.extend(d)
+                st["recv_bytes"] += len(d)
+                h.update(d)
+                rec.write(d)
+                rec.flush()
+            reply = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+            c.sendall(reply)
+            st["sent_bytes"] = len(reply)
         elif mode == "duplex":
             n = int(args.mode[1])
 

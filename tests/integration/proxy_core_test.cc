@@ -1,0 +1,582 @@
+// Issue #4: the TCP proxy core through the real binary, with real peers (python ssl, openssl
+// s_client / s_server, curl). Every test ends with the proxy's fd count back at its baseline.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "tests/support/harness.h"
+
+using namespace fp::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kClientSpiffe = "spiffe://example.org/ns/default/sa/client";
+
+std::string tcp_addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+// mTLS termination listener on 127.0.0.1 in front of `app_endpoint`.
+ListenerSpec termination(uint16_t port) {
+  ListenerSpec l;
+  l.address = tcp_addr(port);
+  l.tls = server_tls();
+  return l;
+}
+
+ClusterSpec plain_cluster(const std::string& endpoint) {
+  ClusterSpec c;
+  c.endpoints = {endpoint};
+  return c;
+}
+
+void check_fds(ProxyEnv& env) {
+  INFO("proxy stderr:\n" << env.log());
+  CHECK(env.proxy->wait_fd_count(env.fd_baseline, 5s) == env.fd_baseline);
+}
+
+#define REQUIRE_STARTED(env, ...)                         \
+  do {                                                    \
+    bool started_ = (env).start(__VA_ARGS__);             \
+    INFO("proxy stderr:\n" << (env).log());               \
+    REQUIRE(started_);                                    \
+  } while (0)
+
+}  // namespace
+
+// ---- termination ----------------------------------------------------------------------------
+
+TEST_CASE("termination: mTLS client reaches a UDS app with exactly the bytes sent", "[fast][termination]") {
+  TempDir rec("fprec");
+  AppServer app("unix:" + short_uds_path("rec"), {"record", rec.path()});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())});
+
+  auto r = run_client(tcp_addr(port), [] {
+    auto a = tls_args("client");
+    a.insert(a.end(), {"--send-text", "hello through fipsproxy\\n", "--half-close"});
+    return a;
+  }());
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.ok());
+  CHECK(r.json.str("recv_head") == "ok\n");
+  CHECK(r.json.str("version") == "TLSv1.3");
+  CHECK(read_file(rec.file("conn-1.bin")) == "hello through fipsproxy\n");
+
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "completed");
+  CHECK(e.str("listener") == "inbound");
+  CHECK(e.str("peer_spiffe") == kClientSpiffe);
+  CHECK(e.str("tls_version") == "TLSv1.3");
+  CHECK(e.num("bytes_from_downstream") == 24);
+  CHECK(e.num("bytes_to_downstream") == 3);
+  check_fds(env);
+}
+
+TEST_CASE("termination: openssl s_client and curl with client certs reach a TCP app", "[fast][termination]") {
+  TempDir rec("fprec");
+  AppServer app("tcp:127.0.0.1:0", {"http", rec.path()});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())});
+  const std::string p = std::to_string(port);
+
+  // curl: a POST whose bytes the app records verbatim.
+  std::string out, err;
+  auto es = run_command({"curl", "-sS", "--max-time", "10", "--cacert", cert("ca.pem"), "--cert", cert("client.pem"),
+                         "--key", cert("client.key"), "--resolve", "server.example.org:" + p + ":127.0.0.1",
+                         "--data-binary", "curl-body-1234", "https://server.example.org:" + p + "/x"},
+                        15s, &out, &err);
+  INFO("curl: " << es.str() << " " << out << err << "\nproxy:\n" << env.log());
+  CHECK(es.code == 0);
+  CHECK(out == "ok\n");
+  std::string req = read_file(rec.file("conn-1.bin"));
+  CHECK(req.rfind("POST /x HTTP/1.1\r\n", 0) == 0);
+  CHECK(req.size() >= 14);
+  CHECK(req.substr(req.size() - 14) == "curl-body-1234");
+
+  // openssl s_client: stdin is the request; at EOF it closes (close_notify).
+  TempDir tmp;
+  write_file(tmp.file("req"), "GET /s HTTP/1.0\r\n\r\n");
+  es = run_command({"openssl", "s_client", "-quiet", "-connect", tcp_addr(port), "-servername", "server.example.org",
+                    "-verify_return_error", "-CAfile", cert("ca.pem"), "-cert", cert("client.pem"), "-key",
+                    cert("client.key")},
+                   15s, &out, &err, {}, tmp.file("req"));
+  INFO("s_client: " << es.str() << " " << out << err);
+  CHECK(wait_until([&] { return read_file(rec.file("conn-2.bin")) == "GET /s HTTP/1.0\r\n\r\n"; }, 5s));
+
+  auto log = env.access(2);
+  REQUIRE(log.size() == 2);
+  for (const auto& e : log) {
+    INFO(e.raw());
+    CHECK(e.str("close_reason") == "completed");
+    CHECK(e.str("peer_spiffe") == kClientSpiffe);
+  }
+  check_fds(env);
+}
+
+TEST_CASE("termination: an IPv6 [::1] listener serves mTLS clients", "[fast][termination]") {
+  TempDir rec("fprec");
+  AppServer app("tcp:127.0.0.1:0", {"record", rec.path()});
+  REQUIRE(app.ok());
+  uint16_t port = free_tcp_port("::1");
+  REQUIRE(port != 0);
+  ProxyEnv env;
+  ListenerSpec l = termination(port);
+  l.address = "[::1]:" + std::to_string(port);
+  REQUIRE_STARTED(env, {l}, {plain_cluster(app.endpoint())});
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--send-text", "v6", "--half-close"});
+  auto r = run_client("[::1]:" + std::to_string(port), a);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.ok());
+  CHECK(r.json.str("recv_head") == "ok\n");
+  CHECK(read_file(rec.file("conn-1.bin")) == "v6");
+  check_fds(env);
+}
+
+// ---- origination ----------------------------------------------------------------------------
+
+namespace {
+
+std::unique_ptr<Process> start_s_server(uint16_t port, const std::string& leaf, const std::string& mode = "-www") {
+  Process::Options o;
+  o.argv = {"openssl", "s_server", "-accept", tcp_addr(port), "-Verify", "1", "-verify_return_error", "-CAfile",
+            cert("ca.pem"), "-cert", cert(leaf + ".pem"), "-key", cert(leaf + ".key"), mode};
+  o.stdin_pipe = true;  // -rev etc. must not see EOF on stdin
+  auto p = std::make_unique<Process>(o);
+  wait_until([&] { return p->read_stdout().find("ACCEPT") != std::string::npos || !p->running(); }, 10s);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("origination: plaintext client gets mTLS to openssl s_server, which sees our client cert",
+          "[fast][origination]") {
+  uint16_t up = free_tcp_port();
+  auto server = start_s_server(up, "server");
+  REQUIRE(server->running());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l;
+  l.address = tcp_addr(port);
+  ClusterSpec c = plain_cluster(tcp_addr(up));
+  c.tls = client_tls();
+  REQUIRE_STARTED(env, {l}, {c});
+
+  auto r = run_client(tcp_addr(port), {"--send-text", "GET / HTTP/1.0\\r\\n\\r\\n", "--max-recv", "100000"});
+  INFO(r.describe() << "\nproxy:\n" << env.log() << "\ns_server:\n" << server->read_stdout());
+  CHECK(r.ok());
+  CHECK(r.json.str("recv_head").rfind("HTTP/1.0 200 ok", 0) == 0);
+  CHECK(server->read_stdout().find("CN = client.example.org") != std::string::npos);
+
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "completed");
+  CHECK(e.str("up_peer_spiffe") == "spiffe://example.org/ns/default/sa/server");
+  CHECK_FALSE(e.str("up_tls_version").empty());
+  check_fds(env);
+}
+
+TEST_CASE("origination: an upstream with the wrong identity is refused, zero bytes pass",
+          "[fast][origination][rejection]") {
+  uint16_t up = free_tcp_port();
+  auto server = start_s_server(up, "wrong-server");
+  REQUIRE(server->running());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l;
+  l.address = tcp_addr(port);
+  ClusterSpec c = plain_cluster(tcp_addr(up));
+  c.tls = client_tls();
+  REQUIRE_STARTED(env, {l}, {c});
+
+  auto r = run_client(tcp_addr(port), {"--send-text", "GET / HTTP/1.0\\r\\n\\r\\n"}, 15s);
+  INFO(r.describe() << "\nproxy:\n" << env.log() << "\ns_server:\n" << server->read_stdout());
+  CHECK(r.json.num("recv_bytes") == 0);
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_side") == "upstream");
+  std::string reason = e.str("close_reason");
+  CHECK((reason == "peer_identity_denied" || reason.rfind("peer_cert_", 0) == 0));
+  CHECK(e.num("bytes_to_downstream") == 0);
+  check_fds(env);
+}
+
+// ---- chained: origination proxy -> termination proxy -> app ---------------------------------
+
+namespace {
+
+void chained_transfer(size_t bytes, Millis timeout) {
+  AppServer app("unix:" + short_uds_path("duplex"), {"duplex", std::to_string(bytes)});
+  REQUIRE(app.ok());
+  // B: mTLS termination in front of the app.
+  ProxyEnv b;
+  uint16_t bport = free_tcp_port();
+  REQUIRE_STARTED(b, {termination(bport)}, {plain_cluster(app.endpoint())});
+  // A: plaintext listener, origination to B.
+  ProxyEnv a;
+  uint16_t aport = free_tcp_port();
+  ListenerSpec l;
+  l.address = tcp_addr(aport);
+  ClusterSpec c = plain_cluster(tcp_addr(bport));
+  c.tls = client_tls();
+  REQUIRE_STARTED(a, {l}, {c});
+
+  auto r = run_client(tcp_addr(aport), {"--send-pattern", std::to_string(bytes), "--half-close"}, timeout);
+  INFO(r.describe() << "\nproxy A:\n" << a.log() << "\nproxy B:\n" << b.log());
+  CHECK(r.ok());
+  CHECK(r.json.num("sent_bytes") == static_cast<double>(bytes));
+  CHECK(r.json.num("recv_bytes") == static_cast<double>(bytes));
+  // Both directions carry the same deterministic pattern: equal hashes mean intact bytes.
+  CHECK(r.json.str("recv_sha256") == r.json.str("sent_sha256"));
+  REQUIRE(wait_until([&] { return app.events().size() >= 2; }, 10s));
+  auto close_ev = JsonObject::parse(app.events().back());
+  REQUIRE(close_ev);
+  CHECK(close_ev->num("recv_bytes") == static_cast<double>(bytes));
+  CHECK(close_ev->str("recv_sha256") == r.json.str("sent_sha256"));
+
+  auto ea = a.entry(1), eb = b.entry(1);
+  INFO(ea.raw() << "\n" << eb.raw());
+  CHECK(ea.str("close_reason") == "completed");
+  CHECK(eb.str("close_reason") == "completed");
+  CHECK(eb.str("peer_spiffe") == kClientSpiffe);
+  CHECK(ea.num("bytes_from_downstream") == static_cast<double>(bytes));
+  CHECK(eb.num("bytes_to_downstream") == static_cast<double>(bytes));
+  check_fds(a);
+  check_fds(b);
+}
+
+}  // namespace
+
+TEST_CASE("chained: 16 MiB each way through origination and termination keeps SHA-256", "[fast][chained]") {
+  chained_transfer(16u << 20, 60s);
+}
+
+TEST_CASE("chained: 256 MiB each way through origination and termination keeps SHA-256", "[slow][chained]") {
+  chained_transfer(256u << 20, 280s);
+}
+
+// ---- half-close and backpressure --------------------------------------------------------------
+
+TEST_CASE("half-close: client shuts down writes and still receives the app's full reply", "[fast][halfclose]") {
+  AppServer app("unix:" + short_uds_path("echo"), {"echo"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())});
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--send-pattern", std::to_string(3u << 20), "--half-close"});
+  auto r = run_client(tcp_addr(port), a);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.ok());
+  CHECK(r.json.num("recv_bytes") == 3 << 20);
+  CHECK(r.json.str("recv_sha256") == r.json.str("sent_sha256"));
+  CHECK(r.json.str("eof") == "clean");
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "completed");
+  check_fds(env);
+}
+
+TEST_CASE("backpressure: an app that stops reading keeps proxy RSS bounded", "[fast][backpressure]") {
+  AppServer app("unix:" + short_uds_path("stall"), {"sink-stall"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())});
+  long base = env.proxy->rss_kb();
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--send-pattern", std::to_string(1ull << 30), "--timeout", "4"});
+  auto client = spawn_client(tcp_addr(port), a);
+  long peak = base;
+  wait_until(
+      [&] {
+        peak = std::max(peak, env.proxy->rss_kb());
+        return !client->running();
+      },
+      6s, 50ms);
+  auto r = client_result(*client, 5s);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  // The client must have been throttled: far less than 1 GiB sent in 4 s.
+  CHECK(r.json.num("sent_bytes") < static_cast<double>(1ull << 30));
+  CHECK(r.json.num("sent_bytes") > 0);
+  INFO("rss baseline " << base << " KiB, peak " << peak << " KiB");
+  CHECK(peak - base < 32 * 1024);
+  app.process().terminate();
+  check_fds(env);
+}
+
+// ---- rejections: each with a positive control -------------------------------------------------
+
+namespace {
+
+struct Rejection {
+  const char* client;  // "" = no client cert
+  const char* reason;
+};
+
+void check_rejection(const Rejection& rej) {
+  TempDir rec("fprec");
+  AppServer app("unix:" + short_uds_path("rec"), {"record", rec.path()});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())});
+
+  auto a = tls_args(rej.client);
+  a.insert(a.end(), {"--send-text", "secret", "--half-close"});
+  auto bad = run_client(tcp_addr(port), a, 15s);
+  INFO("rejected " << bad.describe() << "\nproxy:\n" << env.log());
+  CHECK_FALSE(bad.json.str("recv_head") == "ok\n");
+  CHECK(bad.json.num("recv_bytes") == 0);
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == rej.reason);
+  CHECK(e.num("bytes_to_downstream") == 0);
+
+  // Positive control: the good client on the same proxy.
+  auto g = tls_args("client");
+  g.insert(g.end(), {"--send-text", "fine", "--half-close"});
+  auto good = run_client(tcp_addr(port), g);
+  INFO("control " << good.describe());
+  CHECK(good.ok());
+  CHECK(good.json.str("recv_head") == "ok\n");
+  auto e2 = env.entry(2);
+  INFO(e2.raw());
+  CHECK(e2.str("close_reason") == "completed");
+  // Only the control's bytes reached the app.
+  CHECK(recorded_bytes(rec.path()) == 4);
+  check_fds(env);
+}
+
+}  // namespace
+
+TEST_CASE("rejection: no client certificate is peer_cert_missing, zero bytes to the app", "[fast][rejection]") {
+  check_rejection({"", "peer_cert_missing"});
+}
+TEST_CASE("rejection: a cert from another CA is peer_cert_untrusted, zero bytes to the app", "[fast][rejection]") {
+  check_rejection({"other-client", "peer_cert_untrusted"});
+}
+TEST_CASE("rejection: an expired cert is peer_cert_expired, zero bytes to the app", "[fast][rejection]") {
+  check_rejection({"expired-client", "peer_cert_expired"});
+}
+TEST_CASE("rejection: a SPIFFE ID not on the allow-list is peer_identity_denied, zero bytes to the app",
+          "[fast][rejection]") {
+  check_rejection({"client2", "peer_identity_denied"});
+}
+
+TEST_CASE("rejection: a silent TCP client is closed at handshake_timeout", "[fast][rejection][timeout]") {
+  TempDir rec("fprec");
+  AppServer app("unix:" + short_uds_path("rec"), {"record", rec.path()});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l = termination(port);
+  l.handshake_timeout = "500ms";
+  REQUIRE_STARTED(env, {l}, {plain_cluster(app.endpoint())});
+  auto t0 = std::chrono::steady_clock::now();
+  Fd fd = connect_tcp("127.0.0.1", port);
+  REQUIRE(fd.valid());
+  auto rr = read_until_close(fd.get(), 5s);
+  auto took = std::chrono::steady_clock::now() - t0;
+  INFO("proxy:\n" << env.log());
+  CHECK((rr.eof || rr.reset));
+  CHECK(rr.data.empty());
+  CHECK(took >= 400ms);
+  CHECK(took < 3s);
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "handshake_timeout");
+  fd.reset();
+  CHECK(recorded_bytes(rec.path()) == 0);
+  check_fds(env);
+}
+
+// ---- timeouts and limits ----------------------------------------------------------------------
+
+TEST_CASE("idle_timeout closes a connection that carries no bytes", "[fast][timeout]") {
+  AppServer app("unix:" + short_uds_path("echo"), {"echo"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l = termination(port);
+  l.idle_timeout = "700ms";
+  REQUIRE_STARTED(env, {l}, {plain_cluster(app.endpoint())});
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--hold", "10", "--send-text", "late"});
+  auto r = run_client(tcp_addr(port), a, 8s);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.json.num("seconds") < 5);
+  CHECK(r.json.num("sent_bytes") == 0);
+  CHECK_FALSE(r.json.str("eof").empty());
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "idle_timeout");
+  check_fds(env);
+}
+
+TEST_CASE("connect_timeout to a black-holed upstream is upstream_connect_timeout", "[fast][timeout]") {
+  // A listener with backlog 0 whose accept queue is full: Linux drops further SYNs.
+  Fd lfd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(lfd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0);
+  socklen_t sl = sizeof(sa);
+  REQUIRE(getsockname(lfd.get(), reinterpret_cast<sockaddr*>(&sa), &sl) == 0);
+  REQUIRE(listen(lfd.get(), 0) == 0);
+  uint16_t hole = ntohs(sa.sin_port);
+  std::vector<Fd> fill;
+  for (int i = 0; i < 3; ++i) fill.push_back(connect_tcp("127.0.0.1", hole, 200ms));
+  {
+    Fd probe = connect_tcp("127.0.0.1", hole, 300ms);
+    if (probe.valid()) WARN("black hole accepted a connection; timing may differ");
+  }
+
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l;
+  l.address = tcp_addr(port);
+  ClusterSpec c = plain_cluster(tcp_addr(hole));
+  c.connect_timeout = "500ms";
+  REQUIRE_STARTED(env, {l}, {c});
+  auto r = run_client(tcp_addr(port), {"--send-text", "x"}, 10s);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.json.num("recv_bytes") == 0);
+  CHECK(r.json.num("seconds") < 4);
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "upstream_connect_timeout");
+  check_fds(env);
+}
+
+TEST_CASE("a closed upstream port is upstream_connect_refused", "[fast][timeout]") {
+  uint16_t closed = free_tcp_port();
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l;
+  l.address = tcp_addr(port);
+  REQUIRE_STARTED(env, {l}, {plain_cluster(tcp_addr(closed))});
+  auto r = run_client(tcp_addr(port), {"--send-text", "x"}, 10s);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.json.num("recv_bytes") == 0);
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "upstream_connect_refused");
+  check_fds(env);
+}
+
+TEST_CASE("max_connections refuses the extra connection and serves again after release", "[fast][limits]") {
+  AppServer app("unix:" + short_uds_path("echo"), {"echo"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l = termination(port);
+  l.max_connections = 2;
+  REQUIRE_STARTED(env, {l}, {plain_cluster(app.endpoint())});
+  auto hold = tls_args("client");
+  hold.insert(hold.end(), {"--hold", "30", "--send-text", "x", "--timeout", "40"});
+  auto c1 = spawn_client(tcp_addr(port), hold);
+  auto c2 = spawn_client(tcp_addr(port), hold);
+  // Both held connections have reached the app.
+  REQUIRE(wait_until([&] { return app.accepts() >= 2; }, 10s));
+
+  auto one = tls_args("client");
+  one.insert(one.end(), {"--send-text", "third", "--half-close"});
+  auto r3 = run_client(tcp_addr(port), one, 10s);
+  INFO(r3.describe() << "\nproxy:\n" << env.log());
+  CHECK(r3.json.str("recv_head") != "third");
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "connection_limit");
+
+  c1->kill_now();
+  REQUIRE(env.access(2).size() >= 2);
+  auto r4 = run_client(tcp_addr(port), one, 10s);
+  INFO(r4.describe());
+  CHECK(r4.ok());
+  CHECK(r4.json.str("recv_head") == "third");
+  c2->kill_now();
+  check_fds(env);
+}
+
+// ---- drain -------------------------------------------------------------------------------------
+
+TEST_CASE("SIGTERM drains: the in-flight transfer completes, new connections are refused, exit 0",
+          "[fast][drain]") {
+  AppServer app("unix:" + short_uds_path("echo"), {"echo"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())}, "10s");
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--hold", "1.5", "--send-pattern", std::to_string(1u << 20), "--half-close"});
+  auto client = spawn_client(tcp_addr(port), a);
+  REQUIRE(wait_until([&] { return app.accepts() >= 1; }, 10s));
+  auto t0 = std::chrono::steady_clock::now();
+  env.proxy->signal(SIGTERM);
+  CHECK(env.proxy->wait_log("msg=draining", 3s));
+
+  // New connections: refused or closed without service.
+  auto g = tls_args("client");
+  g.insert(g.end(), {"--send-text", "new", "--half-close"});
+  auto late = run_client(tcp_addr(port), g, 5s);
+  INFO("late " << late.describe());
+  CHECK(late.json.str("recv_head") != "new");
+
+  auto r = client_result(*client, 15s);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.ok());
+  CHECK(r.json.num("recv_bytes") == 1 << 20);
+  CHECK(r.json.str("recv_sha256") == r.json.str("sent_sha256"));
+  auto es = env.proxy->wait_exit(10s);
+  CHECK(es.exited);
+  CHECK(es.code == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+}
+
+// ---- ALPN --------------------------------------------------------------------------------------
+
+TEST_CASE("ALPN h2 is negotiated on a termination listener and logged", "[fast][alpn]") {
+  AppServer app("unix:" + short_uds_path("echo"), {"echo"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  ListenerSpec l = termination(port);
+  l.tls->alpn = {"h2", "http/1.1"};
+  REQUIRE_STARTED(env, {l}, {plain_cluster(app.endpoint())});
+
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--alpn", "h2,http/1.1", "--send-text", "ping", "--half-close"});
+  auto r = run_client(tcp_addr(port), a);
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.ok());
+  CHECK(r.json.str("alpn") == "h2");
+  CHECK(r.json.str("recv_head") == "ping");
+
+  TempDir tmp;
+  write_file(tmp.file("in"), "");
+  std::string out, err;
+  auto es = run_command({"openssl", "s_client", "-connect", tcp_addr(port), "-alpn", "h2", "-servername",
+                         "server.example.org", "-CAfile", cert("ca.pem"), "-cert", cert("client.pem"), "-key",
+                         cert("client.key")},
+                        15s, &out, &err, {}, tmp.file("in"));
+  INFO("s_client: " << es.str() << "\n" << out << err);
+  CHECK(out.find("ALPN protocol: h2") != std::string::npos);
+
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("alpn") == "h2");
+  if (!file_exists("/usr/sbin/nghttpd") && !file_exists("/usr/bin/nghttpd"))
+    WARN("nghttpd not installed: h2 framing end to end (nghttp -> fipsproxy -> h2c app) not tested");
+  check_fds(env);
+}
