@@ -971,6 +971,10 @@ LoadResult load_string(const std::string& text, const std::string& name,
     Snapshot s;
     s.path = name;
     validate(c, root, s);
+    // File order reads best; ties keep the order the rules ran in.
+    std::stable_sort(c.errors.begin(), c.errors.end(), [](const ConfigError& a, const ConfigError& b) {
+      return std::pair(a.loc.line, a.loc.col) < std::pair(b.loc.line, b.loc.col);
+    });
     r.errors = std::move(c.errors);
     if (r.errors.empty()) r.snapshot = std::move(s);
   } catch (const std::exception& e) {

@@ -356,10 +356,11 @@ endpoints = ["unix:/a.sock"]
   INFO(dump(r));
   CHECK_FALSE(r.snapshot);
   REQUIRE(r.errors.size() == 3);
+  // Sorted into file order.
   CHECK(strs(r)[0] == "x.toml:1:11: workers: must be between 0 and 256, got -1");
-  CHECK(r.errors[1].key == "listener[0].idle_timeout");
-  CHECK(r.errors[1].loc.line == 6);
-  CHECK(strs(r)[2] == "x.toml:5:11: listener[0].cluster: no cluster named 'nope'");
+  CHECK(strs(r)[1] == "x.toml:5:11: listener[0].cluster: no cluster named 'nope'");
+  CHECK(r.errors[2].key == "listener[0].idle_timeout");
+  CHECK(r.errors[2].loc.line == 6);
 }
 
 TEST_CASE("missing cluster, with suggestion", "[config]") {
@@ -399,13 +400,13 @@ endpoints = ["unix:/b.sock"]
 )");
   INFO(dump(r));
   REQUIRE(r.errors.size() == 4);
-  CHECK(strs(r)[0] == "x.toml:18:8: cluster[1].name: duplicate cluster name 'app' (first defined at x.toml:15:8)");
-  CHECK(strs(r)[1] == "x.toml:6:8: listener[1].name: duplicate listener name 'in' (first defined at x.toml:2:8)");
-  CHECK(strs(r)[2] ==
+  CHECK(strs(r)[0] == "x.toml:6:8: listener[1].name: duplicate listener name 'in' (first defined at x.toml:2:8)");
+  CHECK(strs(r)[1] ==
         "x.toml:7:11: listener[1].address: address '127.0.0.1:8080' is already used by "
         "listener[0] ('127.0.0.1:8080' at x.toml:3:11)");
-  CHECK(r.errors[3].key == "listener[2].address");  // 0.0.0.0 overlaps 127.0.0.1 on one port
-  CHECK(r.errors[3].loc.line == 11);
+  CHECK(r.errors[2].key == "listener[2].address");  // 0.0.0.0 overlaps 127.0.0.1 on one port
+  CHECK(r.errors[2].loc.line == 11);
+  CHECK(strs(r)[3] == "x.toml:18:8: cluster[1].name: duplicate cluster name 'app' (first defined at x.toml:15:8)");
 
   // Port 0 (kernel-chosen) never conflicts; the same UDS path does.
   r = load(d, R"([[listener]]
@@ -567,16 +568,16 @@ endpoints = ["10.0.0.1:443"]
 )");
   INFO(dump(r));
   REQUIRE(r.errors.size() == 6);
-  CHECK(strs(r)[0] ==
+  CHECK(strs(r)[0] == "x.toml:5:3: listener[0].tls.cert: required in a listener tls block");
+  CHECK(r.errors[1].key == "listener[0].tls.key");
+  CHECK(r.errors[2].key == "listener[0].tls.ca");
+  CHECK(r.errors[2].reason.find("required when require_client_cert = true") == 0);
+  CHECK(strs(r)[3] == "x.toml:10:3: cluster[0].tls.ca: required in a cluster tls block (to verify the server)");
+  CHECK(strs(r)[4] == "x.toml:10:3: cluster[0].tls.cert: required with key");
+  CHECK(strs(r)[5] ==
         "x.toml:12:3: cluster[0].tls.require_client_cert: require_client_cert is not valid in a "
         "cluster tls block (the proxy is the TLS client there; set cert and key to present a "
         "client certificate)");
-  CHECK(strs(r)[1] == "x.toml:10:3: cluster[0].tls.ca: required in a cluster tls block (to verify the server)");
-  CHECK(strs(r)[2] == "x.toml:10:3: cluster[0].tls.cert: required with key");
-  CHECK(strs(r)[3] == "x.toml:5:3: listener[0].tls.cert: required in a listener tls block");
-  CHECK(r.errors[4].key == "listener[0].tls.key");
-  CHECK(r.errors[5].key == "listener[0].tls.ca");
-  CHECK(r.errors[5].reason.find("required when require_client_cert = true") == 0);
 }
 
 TEST_CASE("FIPS-POLICY C2: non-approved TLS parameters are config errors", "[config][fips]") {
@@ -688,7 +689,7 @@ TEST_CASE("load_file errors", "[config]") {
   ConfigError e = only_error(r);
   CHECK(e.str().find("absent.toml:0:0: cannot read") != std::string::npos);
 
-  std::string path = d.write("bad.toml", "workers = \"x\"\n");
+  std::string path = d.write("bad.toml", std::string("workers = \"x\"\n") + kMinimal);
   r = load_file(path);
   REQUIRE(!r.errors.empty());
   CHECK(r.errors[0].str() == path + ":1:11: workers: expected an integer, got string");
