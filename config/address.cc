@@ -59,7 +59,8 @@ bool parse_port(const std::string& text, uint16_t& port, std::string& reason) {
 bool Address::is_local() const {
   if (kind == Kind::Unix) return true;
   std::string lower;
-  for (char c : host) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : host)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (lower == "localhost") return true;
   unsigned char v4[4];
   if (inet_pton(AF_INET, host.c_str(), v4) == 1) return v4[0] == 127;
@@ -125,7 +126,8 @@ std::optional<Address> parse_address(const std::string& text, std::string& reaso
   } else {
     size_t colon = text.rfind(':');
     if (colon == std::string::npos) {
-      reason = "missing port in '" + text + "' (expected \"host:port\", \"[v6]:port\" or \"unix:/path\")";
+      reason = "missing port in '" + text +
+               "' (expected \"host:port\", \"[v6]:port\" or \"unix:/path\")";
       return std::nullopt;
     }
     if (text.find(':') != colon) {

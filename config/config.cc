@@ -3,8 +3,11 @@
 // The schema (which keys each table accepts) lives in one place, kSchema, which also drives
 // unknown-key detection and documented_keys().
 
+#include "config/config.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,9 +19,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <toml++/toml.h>
-
-#include "config/config.h"
 
 namespace fp::config {
 namespace fs = std::filesystem;
@@ -35,7 +35,8 @@ struct TableSchema {
 
 const std::vector<TableSchema>& schema() {
   static const std::vector<TableSchema> kSchema = {
-      {"", {"workers", "log_level", "access_log", "drain_timeout", "limits", "listener", "cluster"}},
+      {"",
+       {"workers", "log_level", "access_log", "drain_timeout", "limits", "listener", "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
@@ -43,8 +44,7 @@ const std::vector<TableSchema>& schema() {
       {"listener.tls",
        {"cert", "key", "ca", "require_client_cert", "allow_spiffe", "allow_dns", "alpn", "profile",
         "min_version", "max_version"}},
-      {"cluster",
-       {"name", "endpoints", "connect_timeout", "allow_remote_plaintext", "tls"}},
+      {"cluster", {"name", "endpoints", "connect_timeout", "allow_remote_plaintext", "tls"}},
       {"cluster.tls",
        {"cert", "key", "ca", "sni", "allow_spiffe", "allow_dns", "alpn", "profile", "min_version",
         "max_version"}},
@@ -66,14 +66,13 @@ constexpr uint64_t kMaxSize = 4ULL << 30;  // 4 GiB
 // FIPS-POLICY.md table: the only names these keys could ever hold. The keys are still rejected
 // (the profile fixes them), but naming a non-approved value gets the sharper reason.
 const char* const kApprovedSuites[] = {
-    "TLS_AES_128_GCM_SHA256",        "TLS_AES_256_GCM_SHA384",
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"};
+    "TLS_AES_128_GCM_SHA256",      "TLS_AES_256_GCM_SHA384",        "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"};
 const char* const kApprovedGroups[] = {"P-256", "P-384", "secp256r1", "secp384r1", "prime256v1"};
-const char* const kApprovedSigalgs[] = {
-    "rsa_pss_rsae_sha256",    "rsa_pss_rsae_sha384",    "rsa_pss_rsae_sha512",
-    "ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384", "rsa_pkcs1_sha256",
-    "rsa_pkcs1_sha384",       "rsa_pkcs1_sha512"};
+const char* const kApprovedSigalgs[] = {"rsa_pss_rsae_sha256",    "rsa_pss_rsae_sha384",
+                                        "rsa_pss_rsae_sha512",    "ecdsa_secp256r1_sha256",
+                                        "ecdsa_secp384r1_sha384", "rsa_pkcs1_sha256",
+                                        "rsa_pkcs1_sha384",       "rsa_pkcs1_sha512"};
 
 std::string lower(std::string_view s) {
   std::string out;
@@ -122,16 +121,26 @@ std::string with_suggestion(std::string reason, std::string_view word,
 
 const char* type_name(toml::node_type t) {
   switch (t) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    default: return "nothing";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    default:
+      return "nothing";
   }
 }
 
@@ -185,8 +194,9 @@ std::optional<int64_t> get_int(Ctx& c, const toml::node& n, const std::string& k
   }
   int64_t v = n.as_integer()->get();
   if (v < lo || v > hi) {
-    c.err(n, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                      ", got " + std::to_string(v));
+    c.err(n, key,
+          "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+              std::to_string(v));
     return std::nullopt;
   }
   return v;
@@ -233,15 +243,20 @@ std::optional<Millis> get_duration(Ctx& c, const toml::node& n, const std::strin
     ms = s * 1000;
   } else if (n.is_string()) {
     const std::string& s = n.as_string()->get();
-    const char* hint = " (expected e.g. \"250ms\", \"10s\", \"5m\", \"1h\" or an integer of seconds)";
+    const char* hint =
+        " (expected e.g. \"250ms\", \"10s\", \"5m\", \"1h\" or an integer of seconds)";
     int64_t num = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), num);
     std::string_view unit(end, static_cast<size_t>(s.data() + s.size() - end));
     int64_t mult = 0;
-    if (unit == "ms") mult = 1;
-    else if (unit == "s") mult = 1000;
-    else if (unit == "m") mult = 60 * 1000;
-    else if (unit == "h") mult = 3600 * 1000;
+    if (unit == "ms")
+      mult = 1;
+    else if (unit == "s")
+      mult = 1000;
+    else if (unit == "m")
+      mult = 60 * 1000;
+    else if (unit == "h")
+      mult = 3600 * 1000;
     if (ec != std::errc() || end == s.data() || mult == 0 || s[0] == '-' || s[0] == '+') {
       c.err(n, key, "invalid duration '" + s + "'" + hint);
       return std::nullopt;
@@ -274,12 +289,18 @@ std::optional<uint64_t> get_size(Ctx& c, const toml::node& n, const std::string&
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), num);
     std::string_view unit(end, static_cast<size_t>(s.data() + s.size() - end));
     uint64_t mult = 0;
-    if (unit.empty() || unit == "B") mult = 1;
-    else if (unit == "KiB") mult = 1ULL << 10;
-    else if (unit == "MiB") mult = 1ULL << 20;
-    else if (unit == "GiB") mult = 1ULL << 30;
+    if (unit.empty() || unit == "B")
+      mult = 1;
+    else if (unit == "KiB")
+      mult = 1ULL << 10;
+    else if (unit == "MiB")
+      mult = 1ULL << 20;
+    else if (unit == "GiB")
+      mult = 1ULL << 30;
     if (ec != std::errc() || end == s.data() || mult == 0) {
-      c.err(n, key, "invalid size '" + s + "' (expected an integer of bytes or e.g. \"64KiB\", \"1MiB\", \"1GiB\")");
+      c.err(n, key,
+            "invalid size '" + s +
+                "' (expected an integer of bytes or e.g. \"64KiB\", \"1MiB\", \"1GiB\")");
       return std::nullopt;
     }
     if (num == 0 || num > kMaxSize / mult) {
@@ -494,7 +515,8 @@ std::optional<TlsConfig> parse_tls(Ctx& c, const toml::node& node, const std::st
             "false for TLS without client certificates");
     }
   } else {
-    if (!ca) c.err(tls.loc, prefix + ".ca", "required in a cluster tls block (to verify the server)");
+    if (!ca)
+      c.err(tls.loc, prefix + ".ca", "required in a cluster tls block (to verify the server)");
     if (key && !cert) c.err(tls.loc, prefix + ".cert", "required with key");
     if (cert && !key) c.err(tls.loc, prefix + ".key", "required with cert");
     if (const toml::node* n = t->get("sni")) {
@@ -526,8 +548,9 @@ std::optional<TlsConfig> parse_tls(Ctx& c, const toml::node& node, const std::st
     if (auto items = get_string_array(c, *n, prefix + ".allow_dns")) {
       for (const auto& it : *items) {
         if (!valid_dns_pattern(it.value, true)) {
-          c.err(*it.node, it.key,
-                "'" + it.value + "' is not a DNS name or \"*.domain\" pattern (one-label wildcard)");
+          c.err(
+              *it.node, it.key,
+              "'" + it.value + "' is not a DNS name or \"*.domain\" pattern (one-label wildcard)");
         } else {
           tls.allow_dns.push_back(it.value);
         }
@@ -557,13 +580,17 @@ std::optional<TlsConfig> parse_tls(Ctx& c, const toml::node& node, const std::st
   const toml::node* profile = t->get("profile");
   if (profile) {
     if (auto v = get_string(c, *profile, prefix + ".profile")) {
-      if (*v == "strict") tls.profile = Profile::Strict;
-      else if (*v == "tls12-only") tls.profile = Profile::Tls12Only;
-      else if (*v == "extended") tls.profile = Profile::Extended;
+      if (*v == "strict")
+        tls.profile = Profile::Strict;
+      else if (*v == "tls12-only")
+        tls.profile = Profile::Tls12Only;
+      else if (*v == "extended")
+        tls.profile = Profile::Extended;
       else {
         c.err(*profile, prefix + ".profile",
-              with_suggestion("unknown profile '" + *v + "' (expected strict, tls12-only or extended)",
-                              *v, {"strict", "tls12-only", "extended"}));
+              with_suggestion(
+                  "unknown profile '" + *v + "' (expected strict, tls12-only or extended)", *v,
+                  {"strict", "tls12-only", "extended"}));
       }
     }
   }
@@ -650,8 +677,10 @@ void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, Lis
   }
   if (const toml::node* n = t.get("mode")) {
     if (auto v = get_string(c, *n, prefix + ".mode")) {
-      if (*v == "tcp") l.mode = Mode::Tcp;
-      else if (*v == "http1") l.mode = Mode::Http1;
+      if (*v == "tcp")
+        l.mode = Mode::Tcp;
+      else if (*v == "http1")
+        l.mode = Mode::Http1;
       else {
         c.err(*n, prefix + ".mode",
               with_suggestion("unknown mode '" + *v + "' (expected tcp or http1)", *v,
@@ -755,8 +784,9 @@ template <class F>
 void for_each_table(Ctx& c, const toml::node& n, const char* name, F&& f) {
   const toml::array* arr = n.as_array();
   if (!arr) {
-    c.err(n, name,
-          std::string("expected an array of tables ([[") + name + "]]), got " + type_name(n.type()));
+    c.err(
+        n, name,
+        std::string("expected an array of tables ([[") + name + "]]), got " + type_name(n.type()));
     return;
   }
   for (size_t i = 0; i < arr->size(); ++i) {
@@ -782,8 +812,9 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
       if (std::find_if(kLevels.begin(), kLevels.end(), [&](const char* l) { return *v == l; }) ==
           kLevels.end()) {
         c.err(*n, "log_level",
-              with_suggestion("unknown log level '" + *v + "' (expected trace, debug, info, warn or error)",
-                              *v, kLevels));
+              with_suggestion(
+                  "unknown log level '" + *v + "' (expected trace, debug, info, warn or error)", *v,
+                  kLevels));
       } else {
         s.log_level = *v;
       }
@@ -827,8 +858,8 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
       if ((!hi || hv) && (!lo || lv) && s.limits.low_watermark >= s.limits.high_watermark) {
         c.err(lo ? *lo : (hi ? *hi : *n), lo ? "limits.low_watermark" : "limits.high_watermark",
               "low_watermark (" + std::to_string(s.limits.low_watermark) +
-                  ") must be less than high_watermark (" +
-                  std::to_string(s.limits.high_watermark) + ")");
+                  ") must be less than high_watermark (" + std::to_string(s.limits.high_watermark) +
+                  ")");
       }
     } else {
       type_error(c, *n, "limits", "a table");
@@ -851,7 +882,8 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
   }
   if (listeners.empty() && !root.get("listener")) {
     c.err(c.loc(root.source()), "listener", "at least one [[listener]] is required");
-  } else if (const toml::array* arr = root.get("listener") ? root.get("listener")->as_array() : nullptr;
+  } else if (const toml::array* arr =
+                 root.get("listener") ? root.get("listener")->as_array() : nullptr;
              arr && arr->empty()) {
     c.err(*root.get("listener"), "listener", "at least one [[listener]] is required");
   }
@@ -895,12 +927,11 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
     }
     if (ls.cluster.node && !cluster_by_name.count(ls.l.cluster)) {
       c.err(*ls.cluster.node, ls.cluster.key,
-            with_suggestion("no cluster named '" + ls.l.cluster + "'", ls.l.cluster,
-                            [&] {
-                              std::vector<const char*> v;
-                              for (const auto& nm : cluster_names) v.push_back(nm.c_str());
-                              return v;
-                            }()));
+            with_suggestion("no cluster named '" + ls.l.cluster + "'", ls.l.cluster, [&] {
+              std::vector<const char*> v;
+              for (const auto& nm : cluster_names) v.push_back(nm.c_str());
+              return v;
+            }()));
     }
   }
 
@@ -916,17 +947,22 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
 
 const char* profile_name(Profile p) {
   switch (p) {
-    case Profile::Strict: return "strict";
-    case Profile::Tls12Only: return "tls12-only";
-    case Profile::Extended: return "extended";
+    case Profile::Strict:
+      return "strict";
+    case Profile::Tls12Only:
+      return "tls12-only";
+    case Profile::Extended:
+      return "extended";
   }
   return "unknown";
 }
 
 const char* mode_name(Mode m) {
   switch (m) {
-    case Mode::Tcp: return "tcp";
-    case Mode::Http1: return "http1";
+    case Mode::Tcp:
+      return "tcp";
+    case Mode::Http1:
+      return "http1";
   }
   return "unknown";
 }
@@ -972,9 +1008,10 @@ LoadResult load_string(const std::string& text, const std::string& name,
     s.path = name;
     validate(c, root, s);
     // File order reads best; ties keep the order the rules ran in.
-    std::stable_sort(c.errors.begin(), c.errors.end(), [](const ConfigError& a, const ConfigError& b) {
-      return std::pair(a.loc.line, a.loc.col) < std::pair(b.loc.line, b.loc.col);
-    });
+    std::stable_sort(c.errors.begin(), c.errors.end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                       return std::pair(a.loc.line, a.loc.col) < std::pair(b.loc.line, b.loc.col);
+                     });
     r.errors = std::move(c.errors);
     if (r.errors.empty()) r.snapshot = std::move(s);
   } catch (const std::exception& e) {
@@ -990,10 +1027,16 @@ LoadResult load_string(const std::string& text, const std::string& name,
 LoadResult load_file(const std::string& path) {
   LoadResult r;
   try {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      r.errors.push_back({SourceLoc{path, 0, 0}, "", "cannot read: is a directory"});
+      return r;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       int e = errno;
-      r.errors.push_back({SourceLoc{path, 0, 0}, "", std::string("cannot read: ") + std::strerror(e)});
+      r.errors.push_back(
+          {SourceLoc{path, 0, 0}, "", std::string("cannot read: ") + std::strerror(e)});
       return r;
     }
     std::stringstream buf;
@@ -1002,7 +1045,6 @@ LoadResult load_file(const std::string& path) {
       r.errors.push_back({SourceLoc{path, 0, 0}, "", "read error"});
       return r;
     }
-    std::error_code ec;
     fs::path abs = fs::absolute(fs::path(path), ec);
     if (ec) abs = fs::path(path);
     abs = abs.lexically_normal();

@@ -1,5 +1,7 @@
 // config/ loader: values, defaults, and every error's exact file:line:col and key.
 
+#include "config/config.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +11,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include "config/config.h"
 
 namespace fs = std::filesystem;
 using namespace fp::config;
@@ -177,8 +177,8 @@ TEST_CASE("a full config loads with the right values", "[config]") {
   CHECK(in.tls->key == (dir / "certs/server.key").string());
   CHECK(in.tls->ca == (dir / "certs/ca.pem").string());
   CHECK(in.tls->require_client_cert);
-  CHECK(in.tls->allow_spiffe ==
-        std::vector<std::string>{"spiffe://example.org/ns/default/sa/web", "spiffe://example.org/"});
+  CHECK(in.tls->allow_spiffe == std::vector<std::string>{"spiffe://example.org/ns/default/sa/web",
+                                                         "spiffe://example.org/"});
   CHECK(in.tls->allow_dns == std::vector<std::string>{"client.example.org", "*.svc.example.org"});
   CHECK(in.tls->alpn == std::vector<std::string>{"h2", "http/1.1"});
   CHECK(in.tls->profile == Profile::Tls12Only);
@@ -247,7 +247,8 @@ address = "127.0.0.1:8080"
 cluster = "app"
 )");
   ConfigError e = only_error(r);
-  CHECK(e.str().rfind("x.toml:7:22: listener[0].idle_timeout: invalid duration '5 minutes'", 0) == 0);
+  CHECK(e.str().rfind("x.toml:7:22: listener[0].idle_timeout: invalid duration '5 minutes'", 0) ==
+        0);
   CHECK(e.loc.file == "x.toml");
   CHECK(e.loc.line == 7);
   CHECK(e.loc.col == 22);
@@ -265,8 +266,8 @@ TEST_CASE("durations", "[config]") {
   CHECK(drain("\"1h\"").snapshot->drain_timeout == Millis(3600000));
   CHECK(drain("7").snapshot->drain_timeout == Millis(7000));
   CHECK(drain("\"24h\"").snapshot->drain_timeout == Millis(86400000));
-  for (const char* bad : {"0", "-1", "\"0s\"", "\"25h\"", "\"10\"", "\"1d\"", "\"s\"", "\"-5s\"",
-                          "1.5", "true"}) {
+  for (const char* bad :
+       {"0", "-1", "\"0s\"", "\"25h\"", "\"10\"", "\"1d\"", "\"s\"", "\"-5s\"", "1.5", "true"}) {
     INFO(bad);
     ConfigError e = only_error(drain(bad));
     CHECK(e.key == "drain_timeout");
@@ -318,8 +319,10 @@ name = "app"
 endpoints = ["unix:/a.sock", 5]
 )"));
   CHECK(e.str() == "x.toml:7:30: cluster[0].endpoints[1]: expected a string, got integer");
-  e = only_error(load(d, std::string("listener = 5\n[[cluster]]\nname = \"a\"\nendpoints = [\"unix:/a\"]\n")));
-  CHECK(e.str() == "x.toml:1:12: listener: expected an array of tables ([[listener]]), got integer");
+  e = only_error(
+      load(d, std::string("listener = 5\n[[cluster]]\nname = \"a\"\nendpoints = [\"unix:/a\"]\n")));
+  CHECK(e.str() ==
+        "x.toml:1:12: listener: expected an array of tables ([[listener]]), got integer");
 }
 
 TEST_CASE("required keys are reported at the table", "[config]") {
@@ -400,13 +403,16 @@ endpoints = ["unix:/b.sock"]
 )");
   INFO(dump(r));
   REQUIRE(r.errors.size() == 4);
-  CHECK(strs(r)[0] == "x.toml:6:8: listener[1].name: duplicate listener name 'in' (first defined at x.toml:2:8)");
+  CHECK(strs(r)[0] ==
+        "x.toml:6:8: listener[1].name: duplicate listener name 'in' (first defined at x.toml:2:8)");
   CHECK(strs(r)[1] ==
         "x.toml:7:11: listener[1].address: address '127.0.0.1:8080' is already used by "
         "listener[0] ('127.0.0.1:8080' at x.toml:3:11)");
   CHECK(r.errors[2].key == "listener[2].address");  // 0.0.0.0 overlaps 127.0.0.1 on one port
   CHECK(r.errors[2].loc.line == 11);
-  CHECK(strs(r)[3] == "x.toml:18:8: cluster[1].name: duplicate cluster name 'app' (first defined at x.toml:15:8)");
+  CHECK(
+      strs(r)[3] ==
+      "x.toml:18:8: cluster[1].name: duplicate cluster name 'app' (first defined at x.toml:15:8)");
 
   // Port 0 (kernel-chosen) never conflicts; the same UDS path does.
   r = load(d, R"([[listener]]
@@ -458,8 +464,8 @@ endpoints = ["unix:/a.sock"]
   CHECK(only_error(make("[::]:80", "")).key == "listener[0].address");
   CHECK(only_error(make("example.org:80", "")).key == "listener[0].address");
   CHECK(make("0.0.0.0:8080", "\nallow_remote_plaintext = true").snapshot);
-  for (const char* local : {"127.0.0.1:8080", "127.9.9.9:1", "[::1]:8080", "localhost:8080",
-                            "unix:/run/x.sock"}) {
+  for (const char* local :
+       {"127.0.0.1:8080", "127.9.9.9:1", "[::1]:8080", "localhost:8080", "unix:/run/x.sock"}) {
     INFO(local);
     CHECK(make(local, "").snapshot);
   }
@@ -500,13 +506,15 @@ TEST_CASE("UDS path over 107 bytes", "[config]") {
   std::string ok_path = "/" + std::string(106, 'a');    // 107 bytes
   std::string long_path = "/" + std::string(107, 'a');  // 108 bytes
   auto make = [&](const std::string& p) {
-    return load(d, "[[listener]]\nname = \"in\"\naddress = \"unix:" + p +
-                       "\"\ncluster = \"app\"\n[[cluster]]\nname = \"app\"\nendpoints = [\"unix:/a\"]\n");
+    return load(
+        d, "[[listener]]\nname = \"in\"\naddress = \"unix:" + p +
+               "\"\ncluster = \"app\"\n[[cluster]]\nname = \"app\"\nendpoints = [\"unix:/a\"]\n");
   };
   CHECK(make(ok_path).snapshot);
   ConfigError e = only_error(make(long_path));
-  CHECK(e.str() == "x.toml:3:11: listener[0].address: unix socket path is 108 bytes; the limit is "
-                   "107 (sun_path)");
+  CHECK(e.str() ==
+        "x.toml:3:11: listener[0].address: unix socket path is 108 bytes; the limit is "
+        "107 (sun_path)");
 }
 
 TEST_CASE("cert files must exist; relative paths resolve against the config dir", "[config]") {
@@ -572,7 +580,8 @@ endpoints = ["10.0.0.1:443"]
   CHECK(r.errors[1].key == "listener[0].tls.key");
   CHECK(r.errors[2].key == "listener[0].tls.ca");
   CHECK(r.errors[2].reason.find("required when require_client_cert = true") == 0);
-  CHECK(strs(r)[3] == "x.toml:10:3: cluster[0].tls.ca: required in a cluster tls block (to verify the server)");
+  CHECK(strs(r)[3] ==
+        "x.toml:10:3: cluster[0].tls.ca: required in a cluster tls block (to verify the server)");
   CHECK(strs(r)[4] == "x.toml:10:3: cluster[0].tls.cert: required with key");
   CHECK(strs(r)[5] ==
         "x.toml:12:3: cluster[0].tls.require_client_cert: require_client_cert is not valid in a "
@@ -601,13 +610,18 @@ endpoints = ["unix:/a.sock"]
   CHECK(e.str() ==
         "x.toml:9:1: listener[0].tls.cipher_suites: cipher suites are fixed by the FIPS profile; "
         "TLS_CHACHA20_POLY1305_SHA256 is not approved");
-  e = only_error(with_tls("ciphers = \"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305\""));
-  CHECK(e.reason == "cipher suites are fixed by the FIPS profile; ECDHE-ECDSA-CHACHA20-POLY1305 is not approved");
+  e = only_error(
+      with_tls("ciphers = \"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305\""));
+  CHECK(
+      e.reason ==
+      "cipher suites are fixed by the FIPS profile; ECDHE-ECDSA-CHACHA20-POLY1305 is not approved");
   e = only_error(with_tls("ciphers = \"TLS_AES_128_GCM_SHA256\""));
   CHECK(e.reason.find("cipher suites are fixed by the FIPS profile") == 0);
 
   e = only_error(with_tls("early_data = true"));
-  CHECK(e.str() == "x.toml:9:1: listener[0].tls.early_data: early_data is never allowed (FIPS policy: no 0-RTT)");
+  CHECK(e.str() ==
+        "x.toml:9:1: listener[0].tls.early_data: early_data is never allowed (FIPS policy: no "
+        "0-RTT)");
   e = only_error(with_tls("groups = [\"P-256\", \"X25519\"]"));
   CHECK(e.key == "listener[0].tls.groups");
   CHECK(e.reason.find("X25519 is not approved") != std::string::npos);
@@ -618,8 +632,9 @@ endpoints = ["unix:/a.sock"]
   CHECK(e.reason.find("rsa_pkcs1_sha1 is not approved") != std::string::npos);
 
   e = only_error(with_tls("min_version = \"1.1\""));
-  CHECK(e.str() == "x.toml:9:15: listener[0].tls.min_version: TLS 1.1 is not allowed (FIPS policy: "
-                   "TLS 1.2 and 1.3 only)");
+  CHECK(e.str() ==
+        "x.toml:9:15: listener[0].tls.min_version: TLS 1.1 is not allowed (FIPS policy: "
+        "TLS 1.2 and 1.3 only)");
   e = only_error(with_tls("min_version = \"1.0\""));
   CHECK(e.reason == "TLS 1.0 is not allowed (FIPS policy: TLS 1.2 and 1.3 only)");
   e = only_error(with_tls("max_version = \"1.4\""));
@@ -627,12 +642,16 @@ endpoints = ["unix:/a.sock"]
   e = only_error(with_tls("min_version = 1.2"));
   CHECK(e.reason.find("expected a string, got float") == 0);
   e = only_error(with_tls("min_version = \"1.3\"\nmax_version = \"1.2\""));
-  CHECK(e.str() == "x.toml:9:15: listener[0].tls.min_version: min_version 1.3 is greater than max_version 1.2");
+  CHECK(
+      e.str() ==
+      "x.toml:9:15: listener[0].tls.min_version: min_version 1.3 is greater than max_version 1.2");
   e = only_error(with_tls("profile = \"tls12-only\"\nmax_version = \"1.3\""));
   CHECK(e.key == "listener[0].tls.max_version");
   CHECK(e.loc.line == 10);
   e = only_error(with_tls("profile = \"strct\""));
-  CHECK(e.reason == "unknown profile 'strct' (expected strict, tls12-only or extended) (did you mean 'strict'?)");
+  CHECK(
+      e.reason ==
+      "unknown profile 'strct' (expected strict, tls12-only or extended) (did you mean 'strict'?)");
 
   LoadResult r = with_tls("min_version = \"1.3\"");
   REQUIRE(r.snapshot);
@@ -654,19 +673,29 @@ endpoints = ["10.0.0.1:443"]
 )");
   INFO(dump(r));
   REQUIRE(r.errors.size() == 3);
-  CHECK(strs(r)[0] == "x.toml:10:3: cluster[0].tls.cipher_suites: cipher suites are fixed by the FIPS profile; TLS_CHACHA20_POLY1305_SHA256 is not approved");
-  CHECK(strs(r)[1] == "x.toml:11:3: cluster[0].tls.early_data: early_data is never allowed (FIPS policy: no 0-RTT)");
-  CHECK(strs(r)[2] == "x.toml:12:17: cluster[0].tls.min_version: TLS 1.1 is not allowed (FIPS policy: TLS 1.2 and 1.3 only)");
+  CHECK(strs(r)[0] ==
+        "x.toml:10:3: cluster[0].tls.cipher_suites: cipher suites are fixed by the FIPS profile; "
+        "TLS_CHACHA20_POLY1305_SHA256 is not approved");
+  CHECK(strs(r)[1] ==
+        "x.toml:11:3: cluster[0].tls.early_data: early_data is never allowed (FIPS policy: no "
+        "0-RTT)");
+  CHECK(strs(r)[2] ==
+        "x.toml:12:17: cluster[0].tls.min_version: TLS 1.1 is not allowed (FIPS policy: TLS 1.2 "
+        "and 1.3 only)");
 }
 
 TEST_CASE("limits", "[config]") {
   TempDir d;
-  ConfigError e = only_error(load(d, std::string("[limits]\nhigh_watermark = \"64KiB\"\nlow_watermark = 65536\n") + kMinimal));
-  CHECK(e.str() == "x.toml:3:17: limits.low_watermark: low_watermark (65536) must be less than high_watermark (65536)");
+  ConfigError e = only_error(load(
+      d, std::string("[limits]\nhigh_watermark = \"64KiB\"\nlow_watermark = 65536\n") + kMinimal));
+  CHECK(e.str() ==
+        "x.toml:3:17: limits.low_watermark: low_watermark (65536) must be less than high_watermark "
+        "(65536)");
   e = only_error(load(d, std::string("[limits]\nhigh_watermark = \"1MB\"\n") + kMinimal));
   CHECK(e.key == "limits.high_watermark");
   CHECK(e.reason.find("invalid size '1MB'") == 0);
-  LoadResult r = load(d, std::string("[limits]\nhigh_watermark = \"1GiB\"\nlow_watermark = 4096\n") + kMinimal);
+  LoadResult r = load(
+      d, std::string("[limits]\nhigh_watermark = \"1GiB\"\nlow_watermark = 4096\n") + kMinimal);
   REQUIRE(r.snapshot);
   CHECK(r.snapshot->limits.high_watermark == 1ull << 30);
   CHECK(r.snapshot->limits.low_watermark == 4096);
@@ -689,6 +718,9 @@ TEST_CASE("load_file errors", "[config]") {
   ConfigError e = only_error(r);
   CHECK(e.str().find("absent.toml:0:0: cannot read") != std::string::npos);
 
+  e = only_error(load_file(d.path().string()));
+  CHECK(e.str() == d.path().string() + ":0:0: cannot read: is a directory");
+
   std::string path = d.write("bad.toml", std::string("workers = \"x\"\n") + kMinimal);
   r = load_file(path);
   REQUIRE(!r.errors.empty());
@@ -708,8 +740,9 @@ TEST_CASE("parse_address and is_local", "[config]") {
   CHECK_FALSE(parse_address("128.0.0.1:1", why)->is_local());
   CHECK_FALSE(parse_address("[::]:1", why)->is_local());
   CHECK_FALSE(parse_address("localhost.example.org:1", why)->is_local());
-  for (const char* bad : {"", "host", "::1:80", "[::1]", "[::1]80", "[zz]:1", "1.2.3.999:1",
-                          "h:99999", "h:-1", "h:", ":80", "bad_host!:1", "unix:", "unix:rel.sock"}) {
+  for (const char* bad :
+       {"", "host", "::1:80", "[::1]", "[::1]80", "[zz]:1", "1.2.3.999:1", "h:99999", "h:-1",
+        "h:", ":80", "bad_host!:1", "unix:", "unix:rel.sock"}) {
     INFO(bad);
     CHECK_FALSE(parse_address(bad, why));
     CHECK_FALSE(why.empty());
