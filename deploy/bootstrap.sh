@@ -189,12 +189,13 @@ fi
 done_step
 
 step fipsproxy "configure and build ($build_type, sanitizers $sanitize) in $build_dir"
+mkdir -p "$build_dir"
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DFIPSPROXY_BORINGSSL_PREFIX="$prefix" -DFIPSPROXY_BORINGSSL_REF="$ref" \
-  -DFIPSPROXY_SANITIZE="$sanitize" >"$build_dir.cmake.log" 2>&1 ||
-  { cat "$build_dir.cmake.log" >&2; exit 1; }
-ninja -C "$build_dir" >"$build_dir.ninja.log" 2>&1 ||
-  { tail -60 "$build_dir.ninja.log" >&2; echo "bootstrap: fipsproxy build failed ($build_dir.ninja.log)" >&2; exit 1; }
+  -DFIPSPROXY_SANITIZE="$sanitize" >"$build_dir/bootstrap-cmake.log" 2>&1 ||
+  { cat "$build_dir/bootstrap-cmake.log" >&2; exit 1; }
+ninja -C "$build_dir" >"$build_dir/bootstrap-ninja.log" 2>&1 ||
+  { tail -60 "$build_dir/bootstrap-ninja.log" >&2; echo "bootstrap: fipsproxy build failed ($build_dir/bootstrap-ninja.log)" >&2; exit 1; }
 done_step
 echo "==> bootstrap complete in $(fmt_ms $(( $(now_ms) - t_all ))): $build_dir/fipsproxy"
