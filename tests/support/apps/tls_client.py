@@ -170,8 +170,13 @@ def main():
                         continue
                 sock.shutdown(socket.SHUT_WR)
                 shut_sent = True
-            if eof and (src_done or not out):
-                break
+            if eof:
+                # The peer's half-close does not stop our sending; a reset, a close during the
+                # handshake or hold, or having sent everything does.
+                if res["eof"] == "reset" or not hs_done or now < (hold_until or now):
+                    break
+                if src_done and not out and (shut_sent or not a.half_close):
+                    break
             if res["recv_bytes"] >= a.max_recv:
                 break
             want = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
@@ -185,6 +190,10 @@ def main():
                         del out[:n]
                     except (BlockingIOError, InterruptedError):
                         pass
+                    except (BrokenPipeError, ConnectionResetError):
+                        res["eof"] = "reset"
+                        eof = True
+                        out.clear()
                 if ev & selectors.EVENT_READ:
                     try:
                         d = sock.recv(262144)
@@ -228,9 +237,6 @@ def main():
                             if not hs_done and eof:
                                 raise ConnectionError("closed during handshake")
             if eof and res["eof"] == "reset":
-                break
-            if eof and not src_done and res["stage"] == "io":
-                # Peer closed while we still had data to send: stop sending.
                 break
         res["stage"] = "done"
         res["ok"] = True
