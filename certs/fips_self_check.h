@@ -9,7 +9,8 @@
 namespace fp::certs {
 
 struct FipsCheck {
-  std::string name;    // stable token: "fips_mode", "module_version", "self_test", ...
+  std::string name;    // stable token, in order: "fips_mode", "module", "self_test", "integrity_test",
+                       // "module_hash", "algorithms", "drbg", "libssl_patch"
   bool ok = false;
   std::string detail;  // what was found
 };

@@ -21,7 +21,8 @@ struct HandshakeInfo {
   std::string version;   // "TLSv1.3"
   std::string cipher;    // IANA name, e.g. "TLS_AES_128_GCM_SHA256"
   std::string group;     // "P-256"
-  std::string sigalg;    // "ecdsa_secp256r1_sha256" (peer's signature, or ours when none)
+  std::string sigalg;    // "ecdsa_secp256r1_sha256": the peer's handshake signature; "" when it sent
+                         // none (server without client cert, resumption)
   std::string alpn;      // negotiated ALPN or ""
   std::string sni;       // server name sent/received
   bool resumed = false;
