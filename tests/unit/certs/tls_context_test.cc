@@ -221,7 +221,7 @@ TEST_CASE("expired client cert -> peer_cert_expired", "[fast][verify]") {
   CHECK(out.server.error->detail.find("expired") != std::string::npos);
 }
 
-TEST_CASE("RSA-1024 client cert -> peer_cert_policy; plain BoringSSL accepts it (T21)", "[fast][verify]") {
+TEST_CASE("RSA-1024 client cert -> peer_cert_policy, plain BoringSSL accepts it (T21)", "[fast][verify]") {
   auto out = plain_client_cert_vs_ours("rsa1024", server_config("server", true));
   REQUIRE(out.server.error.has_value());
   CHECK(out.server.error->code == Code::PeerCertPolicy);
@@ -231,7 +231,7 @@ TEST_CASE("RSA-1024 client cert -> peer_cert_policy; plain BoringSSL accepts it 
   CHECK(plain_client_cert_vs_ours("rsa2048", server_config("server", true)).server.ok);
 }
 
-TEST_CASE("SHA-1-signed client cert -> peer_cert_policy; plain BoringSSL accepts it (T21, O6)", "[fast][verify]") {
+TEST_CASE("SHA-1-signed client cert -> peer_cert_policy, plain BoringSSL accepts it (T21, O6)", "[fast][verify]") {
   auto out = plain_client_cert_vs_ours("sha1", server_config("server", true));
   REQUIRE(out.server.error.has_value());
   CHECK(out.server.error->code == Code::PeerCertPolicy);
@@ -314,6 +314,11 @@ TEST_CASE("client refuses a server from another CA and an expired server cert", 
   CHECK(out.client.error->code == Code::PeerCertUntrusted);
   REQUIRE(out.server.error.has_value());
   CHECK(out.server.error->code == Code::TlsAlertReceived);
+  CHECK(out.server.error->detail.find("(48)") != std::string::npos);  // unknown_ca
+
+  auto expired = ours_vs_ours(server_config("expired"), client_config());
+  REQUIRE(expired.client.error.has_value());
+  CHECK(expired.client.error->code == Code::PeerCertExpired);
 }
 
 TEST_CASE("ALPN: the server picks the client's first protocol it supports", "[fast][alpn]") {
@@ -338,7 +343,7 @@ TEST_CASE("ALPN: the server picks the client's first protocol it supports", "[fa
   CHECK(out.server.info.alpn.empty());
 }
 
-TEST_CASE("TLS 1.1 client -> tls_protocol_version; a plain server accepts it", "[fast][policy]") {
+TEST_CASE("TLS 1.1 client -> tls_protocol_version, a plain server accepts it", "[fast][policy]") {
   auto make_client = [] {
     auto cctx = plain_ctx();
     SSL_CTX_set_min_proto_version(cctx.get(), TLS1_1_VERSION);
@@ -368,7 +373,7 @@ TEST_CASE("TLS 1.1 client -> tls_protocol_version; a plain server accepts it", "
   CHECK(control.server.negotiated.error().code == Code::TlsPolicyViolation);
 }
 
-TEST_CASE("X25519-only client -> tls_policy_violation; a plain server accepts it (T3)", "[fast][policy]") {
+TEST_CASE("X25519-only client -> tls_policy_violation, a plain server accepts it (T3)", "[fast][policy]") {
   auto cctx = plain_ctx();
   REQUIRE(SSL_CTX_set1_curves_list(cctx.get(), "X25519") == 1);
   auto s = must_build(Role::Server, server_config());

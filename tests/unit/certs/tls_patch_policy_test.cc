@@ -192,7 +192,7 @@ TEST_CASE("O1: a server preferring ChaCha20 still ends on AES-GCM with our clien
   CHECK(control.info.cipher == "TLS_CHACHA20_POLY1305_SHA256");
 }
 
-TEST_CASE("O1: a ChaCha20-only TLS 1.3 server is refused; a plain client connects", "[slow][patch]") {
+TEST_CASE("O1: a ChaCha20-only TLS 1.3 server is refused, a plain client connects", "[slow][patch]") {
   const std::vector<std::string> args = {"-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"};
   auto c = our_client();
   auto client = c->new_ssl("server.test");
