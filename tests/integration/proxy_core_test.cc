@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cctype>
 #include <thread>
 
 #include "tests/support/harness.h"
@@ -77,6 +78,48 @@ TEST_CASE("termination: mTLS client reaches a UDS app with exactly the bytes sen
   CHECK(e.str("tls_version") == "TLSv1.3");
   CHECK(e.num("bytes_from_downstream") == 24);
   CHECK(e.num("bytes_to_downstream") == 3);
+  CHECK(e.str("upstream") == app.endpoint());
+  CHECK(e.str("sni") == "server.example.org");
+  CHECK(e.str("group") == "P-256");
+  CHECK(e.str("sigalg") == "ecdsa_secp256r1_sha256");
+  CHECK(e.str("cipher") == r.json.str("cipher"));
+  CHECK(e.arr("peer_dns") == std::vector<std::string>{"client.example.org"});
+  CHECK(e.num("duration_ms") >= 0);
+  CHECK(e.str("peer").rfind("127.0.0.1:", 0) == 0);
+  // peer_sha256 is the SHA-256 of the client certificate (DER), as openssl computes it.
+  std::string fp;
+  run_command({"openssl", "x509", "-in", cert("client.pem"), "-noout", "-fingerprint", "-sha256"}, 10s, &fp);
+  std::string hex;
+  for (char ch : fp.substr(fp.find('=') + 1))
+    if (std::isxdigit(static_cast<unsigned char>(ch))) hex += static_cast<char>(std::tolower(ch));
+  CHECK(e.str("peer_sha256") == hex);
+  check_fds(env);
+}
+
+TEST_CASE("termination: gnutls-cli (an independent TLS stack) with a client cert reaches the app",
+          "[fast][termination]") {
+  TempDir rec("fprec");
+  AppServer app("unix:" + short_uds_path("rec"), {"record", rec.path()});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())});
+  TempDir tmp;
+  write_file(tmp.file("in"), "gnutls-bytes");
+  std::string out, err;
+  // At EOF on stdin gnutls-cli sends close_notify (bye SHUT_WR) and keeps reading.
+  auto es = run_command({"gnutls-cli", "--x509cafile=" + cert("ca.pem"), "--x509certfile=" + cert("client.pem"),
+                         "--x509keyfile=" + cert("client.key"), "--port=" + std::to_string(port),
+                         "--sni-hostname=server.example.org", "--verify-hostname=server.example.org", "127.0.0.1"},
+                        15s, &out, &err, {}, tmp.file("in"));
+  INFO("gnutls-cli: " << es.str() << "\n" << out << err << "\nproxy:\n" << env.log());
+  CHECK(es.code == 0);
+  CHECK(out.find("ok\n") != std::string::npos);
+  CHECK(read_file(rec.file("conn-1.bin")) == "gnutls-bytes");
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "completed");
+  CHECK(e.str("peer_spiffe") == kClientSpiffe);
   check_fds(env);
 }
 
@@ -250,6 +293,7 @@ void chained_transfer(size_t bytes, Millis timeout) {
   CHECK(ea.str("close_reason") == "completed");
   CHECK(eb.str("close_reason") == "completed");
   CHECK(eb.str("peer_spiffe") == kClientSpiffe);
+  CHECK(ea.str("up_peer_spiffe") == "spiffe://example.org/ns/default/sa/server");
   CHECK(ea.num("bytes_from_downstream") == static_cast<double>(bytes));
   CHECK(eb.num("bytes_to_downstream") == static_cast<double>(bytes));
   check_fds(a);
@@ -543,6 +587,14 @@ TEST_CASE("SIGTERM drains: the in-flight transfer completes, new connections are
   CHECK(es.exited);
   CHECK(es.code == 0);
   CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+  bool logged = false;
+  for (const auto& e : read_access_log(env.access_log))
+    if (e.num("bytes_from_downstream") == 1 << 20) {
+      INFO(e.raw());
+      CHECK(e.str("close_reason") == "completed");
+      logged = true;
+    }
+  CHECK(logged);
 }
 
 // ---- ALPN --------------------------------------------------------------------------------------
