@@ -36,8 +36,11 @@ ClusterSpec plain_cluster(const std::string& endpoint) {
 }
 
 void check_fds(ProxyEnv& env) {
+  int now = env.wait_fds_at_baseline(5s);
   INFO("proxy stderr:\n" << env.log());
-  CHECK(env.proxy->wait_fd_count(env.fd_baseline, 5s) == env.fd_baseline);
+  INFO("fds at baseline:\n" << env.fd_baseline_listing << "fds now:\n" << env.proxy->fd_listing());
+  CHECK(now == env.fd_counted_baseline);
+  CHECK(env.proxy->fd_count() <= env.fd_baseline + 1);  // + at most libuv's reserve fd (1 worker)
 }
 
 #define REQUIRE_STARTED(env, ...)                         \
@@ -186,6 +189,65 @@ TEST_CASE("termination: an IPv6 [::1] listener serves mTLS clients", "[fast][ter
   check_fds(env);
 }
 
+TEST_CASE("termination: TLS 1.2 clients and RSA-2048 certificates are served", "[fast][termination]") {
+  AppServer app("unix:" + short_uds_path("echo"), {"echo"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t p1 = free_tcp_port(), p2 = free_tcp_port();
+  ListenerSpec ecdsa = termination(p1);
+  ListenerSpec rsa = termination(p2);
+  rsa.name = "inbound-rsa";
+  rsa.tls->cert = "server-rsa.pem";
+  rsa.tls->key = "server-rsa.key";
+  REQUIRE_STARTED(env, {ecdsa, rsa}, {plain_cluster(app.endpoint())});
+
+  struct Case {
+    uint16_t port;
+    const char* client;
+    const char* version;  // "" = default (1.3)
+    const char* want_version;
+  };
+  for (const Case& c : {Case{p1, "client", "1.2", "TLSv1.2"}, Case{p1, "client-rsa", "", "TLSv1.3"},
+                        Case{p2, "client", "1.2", "TLSv1.2"}, Case{p2, "client-rsa", "", "TLSv1.3"}}) {
+    auto a = tls_args(c.client);
+    if (*c.version) a.insert(a.end(), {"--tls-version", c.version});
+    a.insert(a.end(), {"--send-text", "v", "--half-close"});
+    auto r = run_client(tcp_addr(c.port), a);
+    INFO("port " << c.port << " client " << c.client << " " << r.describe() << "\nproxy:\n" << env.log());
+    CHECK(r.ok());
+    CHECK(r.json.str("version") == c.want_version);
+    CHECK(r.json.str("recv_head") == "v");
+  }
+  auto log = env.access(4);
+  REQUIRE(log.size() == 4);
+  for (const auto& e : log) {
+    INFO(e.raw());
+    CHECK(e.str("close_reason") == "completed");
+    CHECK(e.str("peer_spiffe") == kClientSpiffe);
+  }
+  check_fds(env);
+}
+
+TEST_CASE("termination: a plaintext unix-socket listener forwards to a TCP app", "[fast][termination]") {
+  TempDir rec("fprec");
+  AppServer app("tcp:127.0.0.1:0", {"record", rec.path()});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  ListenerSpec l;
+  std::string path = short_uds_path("lsn");
+  l.address = "unix:" + path;
+  REQUIRE_STARTED(env, {l}, {plain_cluster(app.endpoint())});
+  auto r = run_client("unix:" + path, {"--send-text", "over-uds", "--half-close"});
+  INFO(r.describe() << "\nproxy:\n" << env.log());
+  CHECK(r.ok());
+  CHECK(r.json.str("recv_head") == "ok\n");
+  CHECK(read_file(rec.file("conn-1.bin")) == "over-uds");
+  auto e = env.entry(1);
+  INFO(e.raw());
+  CHECK(e.str("close_reason") == "completed");
+  check_fds(env);
+}
+
 // ---- origination ----------------------------------------------------------------------------
 
 namespace {
@@ -252,6 +314,18 @@ TEST_CASE("origination: an upstream with the wrong identity is refused, zero byt
   std::string reason = e.str("close_reason");
   CHECK((reason == "peer_identity_denied" || reason.rfind("peer_cert_", 0) == 0));
   CHECK(e.num("bytes_to_downstream") == 0);
+
+  // Positive control: the same proxy, the same port, an upstream with the right identity.
+  server->terminate();
+  server = start_s_server(up, "server");
+  REQUIRE(server->running());
+  auto good = run_client(tcp_addr(port), {"--send-text", "GET / HTTP/1.0\\r\\n\\r\\n", "--max-recv", "100000"});
+  INFO("control " << good.describe());
+  CHECK(good.ok());
+  CHECK(good.json.str("recv_head").rfind("HTTP/1.0 200 ok", 0) == 0);
+  auto e2 = env.entry(2);
+  INFO(e2.raw());
+  CHECK(e2.str("close_reason") == "completed");
   check_fds(env);
 }
 
@@ -443,6 +517,14 @@ TEST_CASE("rejection: a silent TCP client is closed at handshake_timeout", "[fas
   CHECK(e.str("close_reason") == "handshake_timeout");
   fd.reset();
   CHECK(recorded_bytes(rec.path()) == 0);
+
+  // Positive control: a client that does handshake is served by the same listener.
+  auto g = tls_args("client");
+  g.insert(g.end(), {"--send-text", "fine", "--half-close"});
+  auto good = run_client(tcp_addr(port), g);
+  INFO("control " << good.describe());
+  CHECK(good.json.str("recv_head") == "ok\n");
+  CHECK(recorded_bytes(rec.path()) == 4);
   check_fds(env);
 }
 

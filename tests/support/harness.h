@@ -102,6 +102,8 @@ struct ProxyEnv {
   std::string access_log = dir.file("access.log");
   std::unique_ptr<ProxyProcess> proxy;
   int fd_baseline = -1;
+  std::string fd_baseline_listing;
+  int fd_counted_baseline = -1;
   long rss_baseline = -1;
 
   bool start(const std::vector<ListenerSpec>& l, const std::vector<ClusterSpec>& c,
@@ -112,9 +114,35 @@ struct ProxyEnv {
       // Let start-up settle (lazily opened files, worker threads).
       wait_until([] { return false; }, Millis(100), Millis(50));
       fd_baseline = proxy->fd_count();
+      fd_baseline_listing = proxy->fd_listing();
+      fd_counted_baseline = counted_fds();
       rss_baseline = proxy->rss_kb();
     }
     return ok;
+  }
+  // fds other than /dev/null. libuv opens one /dev/null per loop (its EMFILE reserve fd) the
+  // first time a stream is initialised on that loop, which for a worker fed by hand-off is the
+  // first connection: a one-time fd per loop, not a leak, so it is not counted.
+  int counted_fds() const {
+    if (!proxy) return -1;
+    std::string l = proxy->fd_listing();
+    if (l.empty()) return -1;
+    int n = 0;
+    size_t pos = 0;
+    while (pos < l.size()) {
+      size_t nl = l.find('\n', pos);
+      if (nl == std::string::npos) nl = l.size();
+      std::string line = l.substr(pos, nl - pos);
+      if (!line.empty() && line.find("-> /dev/null") == std::string::npos) ++n;
+      pos = nl + 1;
+    }
+    return n;
+  }
+  // Waits (bounded) for counted_fds() to return to its post-start value; returns the last count.
+  int wait_fds_at_baseline(Millis timeout = Millis(5000)) const {
+    int last = -1;
+    wait_until([&] { return (last = counted_fds()) == fd_counted_baseline; }, timeout, Millis(20));
+    return last;
   }
   std::string log() const { return proxy ? proxy->stderr_text() : ""; }
   std::vector<JsonObject> access(size_t n, Millis timeout = Millis(5000)) const {

@@ -368,6 +368,23 @@ int ProxyProcess::fd_count() const {
   return n;
 }
 
+std::string ProxyProcess::fd_listing() const {
+  if (pid() <= 0) return "";
+  std::string dir = "/proc/" + std::to_string(pid()) + "/fd";
+  std::string r;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return "";
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char buf[512];
+    ssize_t n = readlink((dir + "/" + e->d_name).c_str(), buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    r += std::string(e->d_name) + " -> " + buf + "\n";
+  }
+  closedir(d);
+  return r;
+}
+
 long ProxyProcess::rss_kb() const {
   if (pid() <= 0) return -1;
   std::istringstream in(read_file("/proc/" + std::to_string(pid()) + "/status"));

@@ -135,6 +135,7 @@ class ProxyProcess {
   std::string stderr_text() const { return proc_ ? proc_->read_stderr() : ""; }
   const std::string& config_path() const { return config_path_; }
   int fd_count() const;   // entries in /proc/PID/fd; -1 if gone
+  std::string fd_listing() const;  // "N -> target" per line, for failure messages
   long rss_kb() const;    // VmRSS from /proc/PID/status; -1 if gone
   void signal(int sig) { if (proc_) proc_->signal(sig); }
   ExitStatus wait_exit(Millis timeout) { return proc_ ? proc_->wait_exit(timeout) : ExitStatus{}; }
