@@ -15,6 +15,9 @@ Modes (positional):
   sha256               read to EOF, reply "<hex sha256> <byte count>\\n", close
   blast N              send N pattern bytes, then close
   duplex N             send N pattern bytes (then shut down writes) while reading to EOF
+  h2-ok                minimal h2c responder: after the client preface and a HEADERS frame,
+                       answer SETTINGS, SETTINGS ack, HEADERS(:status 200), DATA "ok\n"
+                       (END_STREAM), GOAWAY; then wait for EOF
   http DIR             read one HTTP/1.x request (head + Content-Length body), record it to
                        DIR/conn-N.bin, answer 200 "ok\n" with Connection: close, close
 
@@ -126,6 +129,46 @@ def handle(c, conn_id, args):
             reply = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
             c.sendall(reply)
             st["sent_bytes"] = len(reply)
+        elif mode == "h2-ok":
+            buf = bytearray()
+            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+            stream = None
+            while stream is None and not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    d = c.recv(65536)
+                except socket.timeout:
+                    continue
+                if not d:
+                    break
+                st["recv_bytes"] += len(d)
+                h.update(d)
+                buf.extend(d)
+                if len(buf) < len(preface):
+                    continue
+                if bytes(buf[: len(preface)]) != preface:
+                    st["error"] = "bad h2 preface"
+                    break
+                off = len(preface)
+                while off + 9 <= len(buf):
+                    ln = int.from_bytes(buf[off:off + 3], "big")
+                    ftype, flags = buf[off + 3], buf[off + 4]
+                    sid = int.from_bytes(buf[off + 5:off + 9], "big") & 0x7FFFFFFF
+                    if off + 9 + ln > len(buf):
+                        break
+                    if ftype == 1 and flags & 0x4:
+                        stream = sid
+                    off += 9 + ln
+
+            def frame(ftype, flags, sid, payload=b""):
+                return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+            if stream is not None:
+                out = (frame(4, 0, 0) + frame(4, 1, 0) + frame(1, 0x4, stream, b"\x88") +
+                       frame(0, 0x1, stream, b"ok\n") + frame(7, 0, 0, stream.to_bytes(4, "big") + bytes(4)))
+                c.sendall(out)
+                st["sent_bytes"] = len(out)
+                st["h2_stream"] = stream
+                read_to_eof()
         elif mode == "duplex":
             n = int(args.mode[1])
 
