@@ -406,7 +406,9 @@ TEST_CASE("half-close: client shuts down writes and still receives the app's ful
   check_fds(env);
 }
 
-TEST_CASE("backpressure: an app that stops reading keeps proxy RSS bounded", "[fast][backpressure]") {
+namespace {
+
+void backpressure(int seconds) {
   AppServer app("unix:" + short_uds_path("stall"), {"sink-stall"});
   REQUIRE(app.ok());
   ProxyEnv env;
@@ -414,7 +416,7 @@ TEST_CASE("backpressure: an app that stops reading keeps proxy RSS bounded", "[f
   REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())});
   long base = env.proxy->rss_kb();
   auto a = tls_args("client");
-  a.insert(a.end(), {"--send-pattern", std::to_string(1ull << 30), "--timeout", "4"});
+  a.insert(a.end(), {"--send-pattern", std::to_string(1ull << 30), "--timeout", std::to_string(seconds)});
   auto client = spawn_client(tcp_addr(port), a);
   long peak = base;
   wait_until(
@@ -422,7 +424,7 @@ TEST_CASE("backpressure: an app that stops reading keeps proxy RSS bounded", "[f
         peak = std::max(peak, env.proxy->rss_kb());
         return !client->running();
       },
-      6s, 50ms);
+      std::chrono::seconds(seconds + 2), 50ms);
   auto r = client_result(*client, 5s);
   INFO(r.describe() << "\nproxy:\n" << env.log());
   // The client must have been throttled: far less than 1 GiB sent in 4 s.
@@ -432,6 +434,16 @@ TEST_CASE("backpressure: an app that stops reading keeps proxy RSS bounded", "[f
   CHECK(peak - base < 32 * 1024);
   app.process().terminate();
   check_fds(env);
+}
+
+}  // namespace
+
+TEST_CASE("backpressure: an app that stops reading keeps proxy RSS bounded", "[fast][backpressure]") {
+  backpressure(4);
+}
+
+TEST_CASE("backpressure: 20 s against a stalled app keeps proxy RSS bounded", "[slow][backpressure]") {
+  backpressure(20);
 }
 
 // ---- rejections: each with a positive control -------------------------------------------------
@@ -677,6 +689,35 @@ TEST_CASE("SIGTERM drains: the in-flight transfer completes, new connections are
       logged = true;
     }
   CHECK(logged);
+}
+
+TEST_CASE("drain_timeout closes a connection that outlives it, then exit 0", "[fast][drain]") {
+  AppServer app("unix:" + short_uds_path("echo"), {"echo"});
+  REQUIRE(app.ok());
+  ProxyEnv env;
+  uint16_t port = free_tcp_port();
+  REQUIRE_STARTED(env, {termination(port)}, {plain_cluster(app.endpoint())}, "1s");
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--hold", "30", "--send-text", "x", "--timeout", "20"});
+  auto client = spawn_client(tcp_addr(port), a);
+  REQUIRE(wait_until([&] { return app.accepts() >= 1; }, 10s));
+  auto t0 = std::chrono::steady_clock::now();
+  env.proxy->signal(SIGTERM);
+  auto es = env.proxy->wait_exit(8s);
+  auto took = std::chrono::steady_clock::now() - t0;
+  INFO("proxy:\n" << env.log());
+  CHECK(es.exited);
+  CHECK(es.code == 0);
+  CHECK(took >= 900ms);
+  CHECK(took < 5s);
+  auto r = client_result(*client, 10s);
+  INFO(r.describe());
+  CHECK_FALSE(r.json.str("eof").empty());
+  CHECK(r.json.num("sent_bytes") == 0);
+  auto log = read_access_log(env.access_log);
+  REQUIRE(log.size() == 1);
+  INFO(log[0].raw());
+  CHECK(log[0].str("close_reason") == "drain_timeout");
 }
 
 // ---- ALPN --------------------------------------------------------------------------------------
