@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 
 #include <cerrno>
 #include <cstring>
@@ -164,6 +165,79 @@ std::string chain_policy_violation(const std::vector<X509*>& chain, config::Prof
                " not allowed (FIPS policy: SHA-256/384/512 with RSA, RSA-PSS or ECDSA)";
       }
     }
+  }
+  return {};
+}
+
+namespace {
+
+std::string signature_violation(X509* c) {
+  const int nid = X509_get_signature_nid(c);
+  if (policy::cert_signature_allowed(nid)) return {};
+  const char* sn = OBJ_nid2ln(nid);
+  return std::string("signature algorithm ") + (sn ? sn : "unknown") +
+         " not allowed (FIPS policy: SHA-256/384/512 with RSA, RSA-PSS or ECDSA)";
+}
+
+}  // namespace
+
+std::string leaf_profile_violation(X509* leaf, LeafUse use, bool check_validity) {
+  if (leaf == nullptr) return "no certificate";
+  const long version = X509_get_version(leaf);
+  if (version != X509_VERSION_3) {
+    return "X.509 v" + std::to_string(version + 1) + " certificate not allowed (FIPS policy: v3 only)";
+  }
+  if (X509_get_ext_by_NID(leaf, NID_subject_alt_name, -1) < 0) {
+    return "no subjectAltName (FIPS policy: the identity must be in a DNS, IP or URI SAN)";
+  }
+  int crit = 0;
+  bssl::UniquePtr<EXTENDED_KEY_USAGE> eku(
+      static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(leaf, NID_ext_key_usage, &crit, nullptr)));
+  if (!eku && crit != -1) return "unparsable extendedKeyUsage extension";
+  if (eku) {
+    bool server = false, client = false, any = false;
+    std::string names;
+    for (size_t i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+      const ASN1_OBJECT* o = sk_ASN1_OBJECT_value(eku.get(), i);
+      const int nid = OBJ_obj2nid(o);
+      server |= nid == NID_server_auth;
+      client |= nid == NID_client_auth;
+      any |= nid == NID_anyExtendedKeyUsage;
+      char buf[80];
+      const char* sn = OBJ_nid2sn(nid);
+      if (sn == nullptr || nid == NID_undef) {
+        OBJ_obj2txt(buf, sizeof buf, o, 1);
+        sn = buf;
+      }
+      names += (names.empty() ? "" : ",") + std::string(sn);
+    }
+    if (use == LeafUse::Server && any) {
+      return "extended key usage anyExtendedKeyUsage not allowed on a server certificate (has: " + names + ")";
+    }
+    if (use == LeafUse::Server && !server) return "extended key usage lacks serverAuth (has: " + names + ")";
+    if (use == LeafUse::Client && !client) return "extended key usage lacks clientAuth (has: " + names + ")";
+  }
+  if (check_validity) {
+    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) return "certificate expired";
+    if (X509_cmp_current_time(X509_get0_notBefore(leaf)) >= 0) return "certificate not yet valid";
+  }
+  return {};
+}
+
+std::string own_chain_violation(const std::vector<X509*>& chain, LeafUse use, config::Profile profile) {
+  if (chain.empty()) return "no certificate";
+  X509* leaf = chain.front();
+  bssl::UniquePtr<EVP_PKEY> key(X509_get_pubkey(leaf));
+  if (std::string why = key_policy_violation(key.get(), profile); !why.empty()) return why;
+  if (std::string why = signature_violation(leaf); !why.empty()) return why;
+  if (std::string why = leaf_profile_violation(leaf, use, true); !why.empty()) return why;
+  for (size_t i = 1; i < chain.size(); ++i) {
+    X509* c = chain[i];
+    bssl::UniquePtr<EVP_PKEY> k(X509_get_pubkey(c));
+    std::string why = key_policy_violation(k.get(), profile);
+    const bool anchor = i + 1 == chain.size() && self_signed(c);
+    if (why.empty() && !anchor) why = signature_violation(c);
+    if (!why.empty()) return "chain certificate " + std::to_string(i) + " (" + subject_string(c) + "): " + why;
   }
   return {};
 }

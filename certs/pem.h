@@ -29,6 +29,20 @@ std::string key_policy_violation(const EVP_PKEY* key, config::Profile profile);
 // "certificate N (subject): reason".
 std::string chain_policy_violation(const std::vector<X509*>& chain, config::Profile profile);
 
+// Which end of a connection a leaf certificate authenticates (FIPS-POLICY §8 "Other
+// certificate profile rules").
+enum class LeafUse { Server, Client };
+// The leaf profile: X.509 v3, a subjectAltName, and when an extendedKeyUsage is present it names
+// serverAuth (Server) or clientAuth (Client); anyExtendedKeyUsage on a server leaf is refused.
+// With `check_validity`, also not expired and not yet valid (own certificates at load; for peers
+// X509_verify_cert already checks time). Empty when fine, else the reason, e.g.
+// "extended key usage lacks serverAuth (has: clientAuth)".
+std::string leaf_profile_violation(X509* leaf, LeafUse use, bool check_validity);
+// Own certificate chain at load (C1/C3): the leaf's key and signature hash and its profile, then
+// every further chain element. Empty when fine; else "RSA key 1024 bits not allowed (FIPS
+// policy: 2048/3072/4096)" for the leaf, "chain certificate N (subject): reason" for the rest.
+std::string own_chain_violation(const std::vector<X509*>& chain, LeafUse use, config::Profile profile);
+
 // RFC 2253 one-line subject.
 std::string subject_string(const X509* cert);
 // Hex SHA-256 of the DER encoding.

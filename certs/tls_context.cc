@@ -162,16 +162,32 @@ int on_verify_cert(X509_STORE_CTX* store, void* arg) noexcept {
 
   if (X509_verify_cert(store) != 1) {
     const int err = X509_STORE_CTX_get_error(store);
+    const int depth = X509_STORE_CTX_get_error_depth(store);
+    if (err == X509_V_ERR_INVALID_PURPOSE) {
+      // The chain is trusted but a certificate's key usage / EKU does not fit the peer's role:
+      // a policy refusal (FIPS-POLICY §8 "Other certificate profile rules"), with the detail.
+      X509* bad = X509_STORE_CTX_get_current_cert(store);
+      const LeafUse use = tc->role() == Role::Client ? LeafUse::Server : LeafUse::Client;
+      std::string why = bad && depth == 0 ? leaf_profile_violation(bad, use, false) : std::string();
+      if (why.empty()) why = X509_verify_cert_error_string(err);
+      record(ssl, Code::PeerCertPolicy,
+             "certificate " + std::to_string(depth) + " (" + (bad ? subject_string(bad) : "?") + "): " + why);
+      return 0;
+    }
     const Code code = (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID)
                           ? Code::PeerCertExpired
                           : Code::PeerCertUntrusted;
-    record(ssl, code,
-           std::string(X509_verify_cert_error_string(err)) + " at depth " +
-               std::to_string(X509_STORE_CTX_get_error_depth(store)));
+    record(ssl, code, std::string(X509_verify_cert_error_string(err)) + " at depth " + std::to_string(depth));
     return 0;
   }
 
   std::string why = chain_policy_hook(store, cfg.profile);
+  if (why.empty()) {
+    // The peer's leaf profile: v3, SAN, EKU for its role (a client verifies a server leaf).
+    const LeafUse use = tc->role() == Role::Client ? LeafUse::Server : LeafUse::Client;
+    why = leaf_profile_violation(X509_STORE_CTX_get0_cert(store), use, false);
+    if (!why.empty()) why = "certificate 0 (" + subject_string(X509_STORE_CTX_get0_cert(store)) + "): " + why;
+  }
   if (!why.empty()) {
     X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);  // alert bad_certificate (42)
     record(ssl, Code::PeerCertPolicy, why);
@@ -325,7 +341,10 @@ Result<std::shared_ptr<const TlsContext>> build_context(Role role, const std::st
     }
     std::vector<X509*> own;
     for (auto& c : chain.value()) own.push_back(c.get());
-    if (std::string why = chain_policy_violation(own, profile); !why.empty()) return cert_error(cfg.cert, why);
+    // C1/C3: key, signature hash, v3, SAN, EKU for our role, validity, on the leaf; key and hash
+    // on the rest of the chain we send.
+    const LeafUse use = role == Role::Server ? LeafUse::Server : LeafUse::Client;
+    if (std::string why = own_chain_violation(own, use, profile); !why.empty()) return cert_error(cfg.cert, why);
     if (SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_use_PrivateKey(ctx, key.value().get()) != 1) {
       return cert_error(cfg.cert, "cannot use certificate: " + ssl_error_reason());
     }

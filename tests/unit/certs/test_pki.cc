@@ -48,7 +48,7 @@ bssl::UniquePtr<EVP_PKEY> make_rsa_key(int bits) {
 bssl::UniquePtr<X509> make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key) {
   static long serial = 1000;
   bssl::UniquePtr<X509> x(X509_new());
-  check(x && X509_set_version(x.get(), 2) == 1, "X509_set_version");
+  check(x && X509_set_version(x.get(), spec.version) == 1, "X509_set_version");
   check(ASN1_INTEGER_set(X509_get_serialNumber(x.get()), ++serial) == 1, "serial");
   X509_NAME* name = X509_get_subject_name(x.get());
   check(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const uint8_t*>("fipsproxy test"),
@@ -62,15 +62,17 @@ bssl::UniquePtr<X509> make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issue
         "validity");
   check(X509_set_pubkey(x.get(), key) == 1, "X509_set_pubkey");
   X509* iss = issuer ? issuer : x.get();
-  if (spec.ca) {
+  if (spec.version != 2) {
+    // v1: no extensions.
+  } else if (spec.ca) {
     add_ext(x.get(), iss, NID_basic_constraints, "critical,CA:TRUE");
     add_ext(x.get(), iss, NID_key_usage, "critical,keyCertSign,cRLSign");
   } else {
     add_ext(x.get(), iss, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x.get(), iss, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-    add_ext(x.get(), iss, NID_ext_key_usage, "serverAuth,clientAuth");
+    if (!spec.eku.empty()) add_ext(x.get(), iss, NID_ext_key_usage, spec.eku);
   }
-  if (!spec.sans.empty()) {
+  if (!spec.sans.empty() && spec.version == 2) {
     std::string v;
     for (const std::string& s : spec.sans) v += (v.empty() ? "" : ",") + s;
     add_ext(x.get(), iss, NID_subject_alt_name, v);
@@ -129,6 +131,15 @@ const Pki& pki() {
     leaf("stranger", {.cn = "stranger", .sans = server_sans}, make_ec_key(NID_X9_62_prime256v1), other.get(),
          other_key.get());
     leaf("p521", {.cn = "p521", .sans = {"DNS:server.test"}}, make_ec_key(NID_secp521r1), ca.get(), ca_key.get());
+    auto p256 = [] { return make_ec_key(NID_X9_62_prime256v1); };
+    const std::vector<std::string> both_sans = {"DNS:server.test", "URI:spiffe://test.example/ns/prod/sa/client"};
+    leaf("eku-server", {.cn = "eku-server", .sans = both_sans, .eku = "serverAuth"}, p256(), ca.get(), ca_key.get());
+    leaf("eku-client", {.cn = "eku-client", .sans = both_sans, .eku = "clientAuth"}, p256(), ca.get(), ca_key.get());
+    leaf("eku-any", {.cn = "eku-any", .sans = both_sans, .eku = "anyExtendedKeyUsage,serverAuth"}, p256(), ca.get(),
+         ca_key.get());
+    leaf("eku-none", {.cn = "eku-none", .sans = both_sans, .eku = ""}, p256(), ca.get(), ca_key.get());
+    leaf("v1", {.cn = "server.test", .sans = both_sans, .version = 0}, p256(), ca.get(), ca_key.get());
+    leaf("nosan", {.cn = "server.test"}, p256(), ca.get(), ca_key.get());
     return out;
   }();
   return *p;

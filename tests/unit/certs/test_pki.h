@@ -23,6 +23,8 @@ struct CertSpec {
   long not_before_s = -3600;       // relative to now
   long not_after_s = 30L * 86400;
   const EVP_MD* md = nullptr;      // nullptr: SHA-256
+  std::string eku = "serverAuth,clientAuth";  // leaves; "" = no extendedKeyUsage extension
+  long version = 2;                // X509_set_version value: 2 = v3, 0 = v1 (no extensions at all)
 };
 // issuer == nullptr: self-signed with `key`.
 bssl::UniquePtr<X509> make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key);
@@ -45,6 +47,9 @@ struct Pki {
   //   expired: EC P-256, expired yesterday, DNS:server.test
   //   stranger: EC P-256, issued by other_ca, DNS:server.test
   //   p521: EC P-521, DNS:server.test
+  //   eku-server / eku-client: EKU serverAuth only / clientAuth only
+  //   eku-any: EKU anyExtendedKeyUsage,serverAuth;  eku-none: no EKU extension
+  //   v1: an X.509 v1 leaf (no extensions);  nosan: v3 without subjectAltName
 };
 const Pki& pki();
 

@@ -134,9 +134,7 @@ TEST_CASE("build_context refuses own certificates outside the policy (C1, C3)", 
   auto r = build_context(Role::Server, "l", server_config("rsa1024"));
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == Code::CertInvalid);
-  CHECK(detail_of(r) == pki().path("rsa1024.pem") +
-                            ": certificate 0 (CN=rsa1024,O=fipsproxy test): RSA key 1024 bits not allowed "
-                            "(FIPS policy: 2048/3072/4096)");
+  CHECK(detail_of(r) == pki().path("rsa1024.pem") + ": RSA key 1024 bits not allowed (FIPS policy: 2048/3072/4096)");
   r = build_context(Role::Server, "l", server_config("sha1"));
   REQUIRE_FALSE(r.ok());
   CHECK(detail_of(r).find("signature algorithm ecdsa-with-SHA1 not allowed") != std::string::npos);
@@ -215,7 +213,8 @@ TEST_CASE("client cert from another CA -> peer_cert_untrusted", "[fast][verify]"
 }
 
 TEST_CASE("expired client cert -> peer_cert_expired", "[fast][verify]") {
-  auto out = ours_vs_ours(server_config("server", true), client_config("expired"));
+  // Our own client context refuses to load an expired certificate (C1), so a plain client sends it.
+  auto out = plain_client_cert_vs_ours("expired", server_config("server", true));
   REQUIRE(out.server.error.has_value());
   CHECK(out.server.error->code == Code::PeerCertExpired);
   CHECK(out.server.error->detail.find("expired") != std::string::npos);
@@ -316,7 +315,13 @@ TEST_CASE("client refuses a server from another CA and an expired server cert", 
   CHECK(out.server.error->code == Code::TlsAlertReceived);
   CHECK(out.server.error->detail.find("(48)") != std::string::npos);  // unknown_ca
 
-  auto expired = ours_vs_ours(server_config("expired"), client_config());
+  // Our own server context refuses to load an expired certificate (C1): a plain server sends it.
+  auto sctx = plain_ctx(pki().path("expired.pem"), pki().path("expired.key"));
+  bssl::UniquePtr<SSL> sssl(SSL_new(sctx.get()));
+  SSL_set_accept_state(sssl.get());
+  auto c = must_build(Role::Client, client_config());
+  auto cssl = c->new_ssl("server.test");
+  auto expired = handshake_in_memory(cssl.get(), sssl.get());
   REQUIRE(expired.client.error.has_value());
   CHECK(expired.client.error->code == Code::PeerCertExpired);
 }
@@ -394,4 +399,82 @@ TEST_CASE("X25519-only client -> tls_policy_violation, a plain server accepts it
   CHECK(control.server.info.group == "X25519");
   REQUIRE_FALSE(control.server.negotiated.ok());
   CHECK(control.server.negotiated.error().detail.find("X25519") != std::string::npos);
+}
+
+// ---- leaf profile: X.509 v3, SAN, EKU for the role (issue #5; FIPS-POLICY §8) ----------------
+
+TEST_CASE("own certificates: v3, SAN, EKU for the role, not expired (C1)", "[fast][context][profile]") {
+  struct Case {
+    std::string leaf;
+    Role role;
+    std::string reason;  // "" = loads
+  };
+  const std::vector<Case> cases = {
+      {"eku-server", Role::Server, ""},
+      {"eku-server", Role::Client, "extended key usage lacks clientAuth (has: serverAuth)"},
+      {"eku-client", Role::Client, ""},
+      {"eku-client", Role::Server, "extended key usage lacks serverAuth (has: clientAuth)"},
+      {"eku-any", Role::Server,
+       "extended key usage anyExtendedKeyUsage not allowed on a server certificate (has: anyExtendedKeyUsage,serverAuth)"},
+      {"eku-none", Role::Server, ""},
+      {"eku-none", Role::Client, ""},
+      {"v1", Role::Server, "X.509 v1 certificate not allowed (FIPS policy: v3 only)"},
+      {"nosan", Role::Server, "no subjectAltName (FIPS policy: the identity must be in a DNS, IP or URI SAN)"},
+      {"expired", Role::Server, "certificate expired"},
+      {"expired", Role::Client, "certificate expired"},
+  };
+  for (const Case& c : cases) {
+    TlsConfig cfg = c.role == Role::Server ? server_config(c.leaf) : client_config(c.leaf);
+    auto r = build_context(c.role, "x", cfg);
+    INFO(c.leaf << (c.role == Role::Server ? " as server" : " as client") << ": " << detail_of(r));
+    if (c.reason.empty()) {
+      CHECK(r.ok());
+    } else {
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == Code::CertInvalid);
+      CHECK(detail_of(r) == pki().path(c.leaf + ".pem") + ": " + c.reason);
+    }
+  }
+}
+
+TEST_CASE("peer leaf profile: EKU, v1, SAN -> peer_cert_policy; plain BoringSSL accepts v1/no-SAN", "[fast][verify][profile]") {
+  // Client certificates presented to our mTLS server (no allow-list: only the profile matters).
+  auto server_cfg = server_config("server", true);
+  for (const std::string leaf : {"eku-server", "v1", "nosan"}) {
+    auto out = plain_client_cert_vs_ours(leaf, server_cfg);
+    INFO(leaf);
+    REQUIRE(out.server.error.has_value());
+    CHECK(out.server.error->code == Code::PeerCertPolicy);
+    INFO(out.server.error->detail);
+    CHECK(out.server.error->detail.rfind("certificate 0 (", 0) == 0);
+  }
+  CHECK(plain_client_cert_vs_ours("eku-server", server_cfg).server.error->detail.find("lacks clientAuth") !=
+        std::string::npos);
+  // Controls: the right EKU, no EKU at all; plain verification accepts v1 and no-SAN leaves.
+  CHECK(plain_client_cert_vs_ours("eku-client", server_cfg).server.ok);
+  CHECK(plain_client_cert_vs_ours("eku-none", server_cfg).server.ok);
+  CHECK(plain_client_cert_vs_plain_mtls("v1").server.ok);
+  CHECK(plain_client_cert_vs_plain_mtls("nosan").server.ok);
+
+  // Server certificates seen by our client.
+  auto ccfg = client_config();
+  for (const std::string leaf : {"eku-client", "eku-any", "v1"}) {
+    auto sctx = plain_ctx(pki().path(leaf + ".pem"), pki().path(leaf + ".key"));
+    bssl::UniquePtr<SSL> sssl(SSL_new(sctx.get()));
+    SSL_set_accept_state(sssl.get());
+    auto c = must_build(Role::Client, ccfg);
+    auto cssl = c->new_ssl("server.test");
+    auto out = handshake_in_memory(cssl.get(), sssl.get());
+    INFO(leaf);
+    REQUIRE(out.client.error.has_value());
+    CHECK(out.client.error->code == Code::PeerCertPolicy);
+    INFO(out.client.error->detail);
+    if (leaf == "eku-any") CHECK(out.client.error->detail.find("anyExtendedKeyUsage") != std::string::npos);
+  }
+  auto sctx = plain_ctx(pki().path("eku-server.pem"), pki().path("eku-server.key"));
+  bssl::UniquePtr<SSL> sssl(SSL_new(sctx.get()));
+  SSL_set_accept_state(sssl.get());
+  auto c = must_build(Role::Client, ccfg);
+  auto cssl = c->new_ssl("server.test");
+  CHECK(handshake_in_memory(cssl.get(), sssl.get()).client.ok);
 }
