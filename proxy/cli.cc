@@ -106,13 +106,13 @@ int cmd_check(const std::vector<std::string>& args) {
     std::fprintf(stderr, "fipsproxy: %zu configuration error(s)\n", loaded.errors.size());
     return kExitUsage;
   }
-  Runtime rt;
-  if (Result<void> r = build_runtime(rt, std::move(*loaded.snapshot)); !r) {
-    std::fprintf(stderr, "%s\n", r.error().detail.c_str());
+  auto rt = build_runtime(std::move(*loaded.snapshot), nullptr);
+  if (!rt) {
+    std::fprintf(stderr, "%s\n", rt.error().detail.c_str());
     return kExitUsage;
   }
-  std::printf("%s: ok (%zu listener(s), %zu cluster(s))\n", path.c_str(), rt.listeners.size(),
-              rt.clusters.size());
+  std::printf("%s: ok (%zu listener(s), %zu cluster(s))\n", path.c_str(), (*rt)->listeners.size(),
+              (*rt)->clusters.size());
   return kExitOk;
 }
 

@@ -51,8 +51,9 @@ struct Connection::WriteReq {
   std::string data;
 };
 
-Connection::Connection(Worker& worker, ListenerRuntime& listener, uint64_t id)
-    : worker_(worker), listener_(listener), id_(id) {
+Connection::Connection(Worker& worker, std::shared_ptr<const Runtime> rt,
+                       const ListenerRuntime& listener, uint64_t id)
+    : worker_(worker), rt_(std::move(rt)), listener_(listener), id_(id) {
   down_.is_down = true;
   up_.is_down = false;
   started_ms_ = last_activity_ms_ = uv_now(worker_.loop());
@@ -208,7 +209,7 @@ void Connection::on_eof(Endpoint& ep) {
 // Moves decrypted plaintext from `ep` to the other side while the other side has room.
 void Connection::pump(Endpoint& ep) {
   Endpoint& to = other(ep);
-  const uint64_t high = worker_.runtime().cfg.limits.high_watermark;
+  const uint64_t high = rt_->cfg.limits.high_watermark;
   std::string out;
   while (!closing_ && !ep.read_eof) {
     if (to.queued + out.size() >= high) {
@@ -259,7 +260,7 @@ void Connection::forward(Endpoint& from, const char* data, size_t len) {
   } else {
     write_raw(to, std::string(data, len));
   }
-  if (!closing_ && to.queued >= worker_.runtime().cfg.limits.high_watermark) {
+  if (!closing_ && to.queued >= rt_->cfg.limits.high_watermark) {
     stop_reading(from);
     from.paused = true;
   }
@@ -307,7 +308,7 @@ void Connection::after_write(Endpoint& ep) {
   }
   touch();
   Endpoint& src = other(ep);
-  if (src.paused && ep.queued <= worker_.runtime().cfg.limits.low_watermark) {
+  if (src.paused && ep.queued <= rt_->cfg.limits.low_watermark) {
     src.paused = false;
     if (src.tls) {
       pump(src);
@@ -578,7 +579,7 @@ void Connection::finish_close() {
   closing_ = true;
   write_access_log();
   if (counted_) {
-    listener_.active.fetch_sub(1, std::memory_order_relaxed);
+    listener_.active->fetch_sub(1, std::memory_order_relaxed);
     counted_ = false;
   }
   worker_.connection_finished(this);
@@ -618,7 +619,7 @@ void Connection::write_access_log() {
                 {"worker", worker_.id()}, {"reason", base::token(r.code)},
                 {"side", base::side_name(r.side)}, {"detail", r.detail});
   }
-  AccessLog* log = worker_.runtime().access_log.get();
+  AccessLog* log = rt_->access_log.get();
   if (log == nullptr || !log->enabled()) return;
   char ts[40];
   {

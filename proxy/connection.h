@@ -31,7 +31,8 @@ class Worker;
 
 class Connection {
  public:
-  Connection(Worker& worker, ListenerRuntime& listener, uint64_t id);
+  Connection(Worker& worker, std::shared_ptr<const Runtime> rt, const ListenerRuntime& listener,
+             uint64_t id);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -109,7 +110,8 @@ class Connection {
   static void on_closed(uv_handle_t* h) noexcept;
 
   Worker& worker_;
-  ListenerRuntime& listener_;
+  const std::shared_ptr<const Runtime> rt_;  // the generation this connection started with
+  const ListenerRuntime& listener_;
   const uint64_t id_;
   State state_ = State::New;
   Endpoint down_;

@@ -1,10 +1,10 @@
 #pragma once
-// What the workers run from: the validated config plus everything built from it at startup
-// (TLS contexts, the access log). Immutable while workers run, except the per-listener
-// connection counters.
+// A Runtime is one generation of everything the workers serve from: the validated config and
+// what was built from it (TLS contexts, the access log). It is immutable once published;
+// workers hold it as std::shared_ptr and every connection keeps the generation it started with,
+// so a reload or a certificate rotation never frees anything under a live connection.
 
 #include <atomic>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,16 +25,32 @@ struct ListenerRuntime {
   const config::Listener* cfg = nullptr;
   std::shared_ptr<const certs::TlsContext> tls;  // null: plaintext listener
   const ClusterRuntime* cluster = nullptr;
-  std::atomic<uint32_t> active{0};  // connections open on this listener, all workers
-  std::vector<int> fds;             // listening sockets: one per worker (TCP) or one (UDS)
+  // Connections open on this listener across workers. Shared with the next generation when the
+  // listener keeps its name, so max_connections holds across reloads.
+  std::shared_ptr<std::atomic<uint32_t>> active = std::make_shared<std::atomic<uint32_t>>(0);
 };
 
 struct Runtime {
+  uint64_t generation = 0;
   config::Snapshot cfg;
   std::vector<std::unique_ptr<ClusterRuntime>> clusters;
   std::vector<std::unique_ptr<ListenerRuntime>> listeners;
-  std::unique_ptr<AccessLog> access_log;
+  std::shared_ptr<AccessLog> access_log;
   unsigned workers = 1;
+
+  const ListenerRuntime* find_listener(const std::string& address_text) const {
+    for (const auto& l : listeners) {
+      if (l->cfg->address.text == address_text) return l.get();
+    }
+    return nullptr;
+  }
+};
+
+// Sockets bound for one listener address: one per worker (TCP, SO_REUSEPORT) or one (UDS).
+// Owned by the server until a worker's handle takes them.
+struct BoundSockets {
+  config::Address address;
+  std::vector<int> fds;
 };
 
 }  // namespace fp::proxy

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -80,64 +81,118 @@ Result<int> open_unix_listener(const config::Address& a) {
 
 }  // namespace
 
-Result<void> build_runtime(Runtime& rt, config::Snapshot cfg) {
-  rt.cfg = std::move(cfg);
+namespace {
+
+Result<std::vector<int>> bind_address(const config::Address& a, unsigned workers) {
+  std::vector<int> fds;
+  const unsigned n = a.is_unix() ? 1 : workers;
+  for (unsigned i = 0; i < n; ++i) {
+    Result<int> fd = a.is_unix() ? open_unix_listener(a) : open_tcp_listener(a, true);
+    if (!fd) {
+      for (int f : fds) ::close(f);
+      return fd.error();
+    }
+    fds.push_back(*fd);
+  }
+  return fds;
+}
+
+// stat() follows symlinks, so a Kubernetes `..data` swap changes the inode seen here.
+std::string file_stamp(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return path + "=missing;";
+  return path + "=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + ";";
+}
+
+std::vector<std::string> tls_files(const config::Snapshot& cfg) {
+  std::vector<std::string> files;
+  auto add = [&](const std::optional<config::TlsConfig>& t) {
+    if (!t) return;
+    for (const std::string* f : {&t->cert, &t->key, &t->ca}) {
+      if (!f->empty()) files.push_back(*f);
+    }
+  };
+  for (const auto& l : cfg.listeners) add(l.tls);
+  for (const auto& c : cfg.clusters) add(c.tls);
+  return files;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runtime* previous) {
+  auto rt = std::make_shared<Runtime>();
+  rt->cfg = std::move(cfg);
   std::string errors;
-  for (const config::Cluster& c : rt.cfg.clusters) {
+  auto add_error = [&](const std::string& e) { errors += (errors.empty() ? "" : "\n") + e; };
+  for (const config::Cluster& c : rt->cfg.clusters) {
     auto cr = std::make_unique<ClusterRuntime>();
     cr->cfg = &c;
     if (c.tls) {
       auto ctx = certs::build_context(certs::Role::Client, c.name, *c.tls);
       if (!ctx) {
-        errors += (errors.empty() ? "" : "\n") + ctx.error().detail;
+        add_error(ctx.error().detail);
       } else {
         cr->tls = std::move(ctx.value());
       }
     }
-    rt.clusters.push_back(std::move(cr));
+    rt->clusters.push_back(std::move(cr));
   }
-  for (size_t i = 0; i < rt.cfg.listeners.size(); ++i) {
-    const config::Listener& l = rt.cfg.listeners[i];
+  for (size_t i = 0; i < rt->cfg.listeners.size(); ++i) {
+    const config::Listener& l = rt->cfg.listeners[i];
     auto lr = std::make_unique<ListenerRuntime>();
     lr->index = i;
     lr->cfg = &l;
-    for (auto& cr : rt.clusters) {
+    for (auto& cr : rt->clusters) {
       if (cr->cfg->name == l.cluster) lr->cluster = cr.get();
     }
-    if (lr->cluster == nullptr) {
-      errors += (errors.empty() ? "" : "\n") + ("listener " + l.name + ": no cluster named '" + l.cluster + "'");
+    if (lr->cluster == nullptr) add_error("listener " + l.name + ": no cluster named '" + l.cluster + "'");
+    if (previous != nullptr) {
+      for (const auto& old : previous->listeners) {
+        if (old->cfg->name == l.name) lr->active = old->active;
+      }
     }
     if (l.tls) {
       auto ctx = certs::build_context(certs::Role::Server, l.name, *l.tls);
       if (!ctx) {
-        errors += (errors.empty() ? "" : "\n") + ctx.error().detail;
+        add_error(ctx.error().detail);
       } else {
         lr->tls = std::move(ctx.value());
       }
     }
-    rt.listeners.push_back(std::move(lr));
+    rt->listeners.push_back(std::move(lr));
   }
   if (!errors.empty()) return make_error(Code::CertInvalid, Side::Internal, errors);
-  auto log = AccessLog::open(rt.cfg.access_log);
+  auto log = AccessLog::open(rt->cfg.access_log);
   if (!log) return log.error();
-  rt.access_log = std::move(log.value());
-  unsigned n = rt.cfg.workers;
+  rt->access_log = std::move(log.value());
+  unsigned n = rt->cfg.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  rt.workers = n;
-  return {};
+  rt->workers = n;
+  return rt;
 }
 
+struct Server::DirWatch {
+  Server* server = nullptr;
+  std::string dir;
+  uv_fs_event_t handle;
+};
+
+Server::Server() = default;
+
 Server::~Server() {
-  for (auto& l : rt_.listeners) {
-    for (int fd : l->fds) {
+  for (auto& [addr, b] : bound_) {
+    for (int fd : b.fds) {
       if (fd >= 0) ::close(fd);
     }
-    if (l->cfg && l->cfg->address.is_unix()) ::unlink(l->cfg->address.path.c_str());
+    if (b.address.is_unix()) ::unlink(b.address.path.c_str());
   }
 }
 
 int Server::run(const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
+  config_path_ = config_path;
   // 1. FIPS checks, fail closed.
   certs::FipsReport fips = certs::run_fips_checks();
   if (!fips.ok()) {
@@ -159,48 +214,60 @@ int Server::run(const std::string& config_path) {
               {"module_version", fips.module_version}, {"module_hash", fips.module_hash_loaded},
               {"statement", fips.statement()});
   // 3. Certs and TLS contexts.
-  if (Result<void> r = build_runtime(rt_, std::move(*loaded.snapshot)); !r) {
-    std::fprintf(stderr, "%s\nfipsproxy: not started\n", r.error().detail.c_str());
+  auto built = build_runtime(std::move(*loaded.snapshot), nullptr);
+  if (!built) {
+    std::fprintf(stderr, "%s\nfipsproxy: not started\n", built.error().detail.c_str());
     return kExitUsage;
   }
+  std::shared_ptr<Runtime> rt = std::move(built.value());
+  rt->generation = ++generation_;
   // 4. Bind (only now).
-  for (auto& l : rt_.listeners) {
+  for (const auto& l : rt->listeners) {
     const config::Address& a = l->cfg->address;
-    const unsigned n = a.is_unix() ? 1 : rt_.workers;
-    for (unsigned i = 0; i < n; ++i) {
-      Result<int> fd = a.is_unix() ? open_unix_listener(a) : open_tcp_listener(a, true);
-      if (!fd) {
-        std::fprintf(stderr, "fipsproxy: listener %s: %s\n", l->cfg->name.c_str(),
-                     fd.error().detail.c_str());
-        return kExitRuntime;
-      }
-      l->fds.push_back(*fd);
+    auto fds = bind_address(a, rt->workers);
+    if (!fds) {
+      std::fprintf(stderr, "fipsproxy: listener %s: %s\n", l->cfg->name.c_str(), fds.error().detail.c_str());
+      return kExitRuntime;
     }
+    bound_[a.text] = BoundSockets{a, std::move(fds.value())};
   }
+  rt_ = rt;
   // 5. Control loop and workers.
   uv_loop_init(&loop_);
-  uv_signal_init(&loop_, &sigterm_);
-  uv_signal_init(&loop_, &sigint_);
-  sigterm_.data = sigint_.data = this;
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
+    uv_signal_init(&loop_, s);
+    s->data = this;
+  }
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
   uv_signal_start(&sigint_, on_signal, SIGINT);
-  uv_timer_init(&loop_, &drain_timer_);
-  drain_timer_.data = this;
+  uv_signal_start(&sighup_, on_signal, SIGHUP);
+  for (uv_timer_t* t : {&drain_timer_, &cert_debounce_, &cert_poll_}) {
+    uv_timer_init(&loop_, t);
+    t->data = this;
+  }
   uv_async_init(&loop_, &exit_async_, on_worker_exit);
   exit_async_.data = this;
-  for (unsigned i = 0; i < rt_.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(*this, rt_, i));
-  }
+  for (unsigned i = 0; i < rt_->workers; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
   for (auto& w : workers_) {
-    if (Result<void> r = w->start(); !r) {
+    ListenFds fds;
+    for (auto& [addr, b] : bound_) {
+      const size_t i = b.address.is_unix() ? 0 : w->id();
+      if (b.address.is_unix() && w->id() != 0) continue;  // accepted on worker 0, handed out
+      fds.emplace_back(addr, b.fds[i]);
+      b.fds[i] = -1;  // the worker owns it now
+    }
+    if (Result<void> r = w->start(rt_, std::move(fds)); !r) {
       std::fprintf(stderr, "fipsproxy: worker %u: %s\n", w->id(), r.error().detail.c_str());
       for (auto& other : workers_) other->force_close();
       for (auto& other : workers_) other->join();
       return kExitRuntime;
     }
   }
-  FP_LOG_INFO("ready", {"listeners", rt_.listeners.size()}, {"workers", rt_.workers},
-              {"config", config_path});
+  cert_fp_ = cert_fingerprint();
+  watch_cert_dirs();
+  uv_timer_start(&cert_poll_, on_cert_poll, 2000, 2000);
+  FP_LOG_INFO("ready", {"listeners", rt_->listeners.size()}, {"workers", rt_->workers},
+              {"generation", rt_->generation}, {"config", config_path});
   uv_run(&loop_, UV_RUN_DEFAULT);
   for (auto& w : workers_) w->join();
   uv_walk(&loop_, [](uv_handle_t* h, void*) {
@@ -212,6 +279,152 @@ int Server::run(const std::string& config_path) {
   return kExitOk;
 }
 
+bool Server::reload(bool reread_config, const char* why) {
+  auto failed = [&](const std::string& detail) {
+    ++reload_failed_;
+    FP_LOG_ERROR("reload failed: keeping the running configuration and certificates",
+                 {"trigger", why}, {"generation", rt_->generation}, {"detail", detail},
+                 {"reload_failure_total", reload_failed_});
+    return false;
+  };
+  config::Snapshot cfg;
+  if (reread_config) {
+    config::LoadResult loaded = config::load_file(config_path_);
+    if (!loaded.errors.empty()) {
+      std::string all;
+      for (const auto& e : loaded.errors) {
+        FP_LOG_ERROR("config error", {"error", e.str()});
+        all += (all.empty() ? "" : "; ") + e.str();
+      }
+      return failed(all);
+    }
+    cfg = std::move(*loaded.snapshot);
+  } else {
+    cfg = rt_->cfg;
+  }
+  auto built = build_runtime(std::move(cfg), rt_.get());
+  if (!built) return failed(built.error().detail);
+  std::shared_ptr<Runtime> next = std::move(built.value());
+  if (next->workers != workers_.size()) {
+    FP_LOG_WARN("reload: a change of 'workers' takes effect only after a restart",
+                {"running", workers_.size()}, {"configured", next->workers});
+    next->workers = static_cast<unsigned>(workers_.size());
+  }
+  // Bind added addresses first: if any bind fails, nothing changes.
+  std::map<std::string, BoundSockets> added;
+  for (const auto& l : next->listeners) {
+    const config::Address& a = l->cfg->address;
+    if (bound_.count(a.text) || added.count(a.text)) continue;
+    auto fds = bind_address(a, next->workers);
+    if (!fds) {
+      for (auto& [addr, b] : added) {
+        for (int fd : b.fds) ::close(fd);
+      }
+      return failed("listener " + l->cfg->name + ": " + fds.error().detail);
+    }
+    added[a.text] = BoundSockets{a, std::move(fds.value())};
+  }
+  std::vector<std::string> removed;
+  for (auto& [addr, b] : bound_) {
+    if (next->find_listener(addr) == nullptr) removed.push_back(addr);
+  }
+  const base::Level lvl = [&] {
+    base::Level l = base::Level::Info;
+    base::parse_level(next->cfg.log_level, l);
+    return l;
+  }();
+  next->generation = ++generation_;
+  rt_ = next;
+  for (auto& w : workers_) {
+    ListenFds fds;
+    for (auto& [addr, b] : added) {
+      if (b.address.is_unix() && w->id() != 0) continue;
+      const size_t i = b.address.is_unix() ? 0 : w->id();
+      fds.emplace_back(addr, b.fds[i]);
+      b.fds[i] = -1;
+    }
+    w->swap_runtime(rt_, std::move(fds));
+  }
+  for (const std::string& addr : removed) {
+    if (bound_[addr].address.is_unix()) ::unlink(bound_[addr].address.path.c_str());
+    bound_.erase(addr);
+  }
+  for (auto& [addr, b] : added) bound_[addr] = std::move(b);
+  base::set_log_level(lvl);
+  ++reload_ok_;
+  cert_fp_ = cert_fingerprint();
+  watch_cert_dirs();
+  FP_LOG_INFO("reloaded", {"trigger", why}, {"generation", rt_->generation},
+              {"listeners", rt_->listeners.size()}, {"added", added.size()},
+              {"removed", removed.size()}, {"reload_ok_total", reload_ok_});
+  return true;
+}
+
+std::string Server::cert_fingerprint() const {
+  std::string fp;
+  for (const std::string& f : tls_files(rt_->cfg)) fp += file_stamp(f);
+  return fp;
+}
+
+void Server::watch_cert_dirs() {
+  std::vector<std::string> dirs;
+  for (const std::string& f : tls_files(rt_->cfg)) {
+    const size_t slash = f.find_last_of('/');
+    std::string d = slash == std::string::npos ? "." : (slash == 0 ? "/" : f.substr(0, slash));
+    if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
+  }
+  // Keep watches that are still wanted; drop the others (their memory is freed on close).
+  std::vector<std::unique_ptr<DirWatch>> keep;
+  for (auto& w : dir_watches_) {
+    auto it = std::find(dirs.begin(), dirs.end(), w->dir);
+    if (it != dirs.end()) {
+      dirs.erase(it);
+      keep.push_back(std::move(w));
+    } else {
+      DirWatch* raw = w.release();
+      uv_close(reinterpret_cast<uv_handle_t*>(&raw->handle),
+               [](uv_handle_t* h) { delete static_cast<DirWatch*>(h->data); });
+    }
+  }
+  dir_watches_ = std::move(keep);
+  for (const std::string& d : dirs) {
+    auto w = std::make_unique<DirWatch>();
+    w->server = this;
+    w->dir = d;
+    uv_fs_event_init(&loop_, &w->handle);
+    w->handle.data = w.get();
+    if (int rc = uv_fs_event_start(&w->handle, on_dir_event, d.c_str(), 0); rc != 0) {
+      // The poll timer still catches changes.
+      FP_LOG_WARN("cannot watch certificate directory; polling only", {"dir", d}, {"err", uv_err_name(rc)});
+      DirWatch* raw = w.release();
+      uv_close(reinterpret_cast<uv_handle_t*>(&raw->handle),
+               [](uv_handle_t* h) { delete static_cast<DirWatch*>(h->data); });
+      continue;
+    }
+    dir_watches_.push_back(std::move(w));
+  }
+}
+
+void Server::check_cert_files(const char* why) {
+  if (draining_) return;
+  std::string fp = cert_fingerprint();
+  if (fp == cert_fp_) return;
+  // Remember what we saw even if the rotation fails: a broken pair is reported once, and the
+  // next change of the files triggers a new attempt.
+  cert_fp_ = fp;
+  FP_LOG_INFO("certificate files changed: rotating", {"trigger", why});
+  reload(false, "certificate rotation");
+}
+
+void Server::on_dir_event(uv_fs_event_t* h, const char*, int, int) noexcept {
+  auto* w = static_cast<DirWatch*>(h->data);
+  // Debounce: a Secret update is several renames; act once they have settled.
+  uv_timer_start(&w->server->cert_debounce_, on_cert_timer, 200, 0);
+}
+
+void Server::on_cert_timer(uv_timer_t* t) noexcept { static_cast<Server*>(t->data)->check_cert_files("inotify"); }
+void Server::on_cert_poll(uv_timer_t* t) noexcept { static_cast<Server*>(t->data)->check_cert_files("poll"); }
+
 void Server::worker_exited(unsigned) {
   exited_.fetch_add(1);
   uv_async_send(&exit_async_);
@@ -220,10 +433,17 @@ void Server::worker_exited(unsigned) {
 void Server::on_worker_exit(uv_async_t* a) noexcept {
   auto* self = static_cast<Server*>(a->data);
   if (self->exited_.load() < self->workers_.size()) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->sigterm_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->sigint_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->drain_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&self->exit_async_), nullptr);
+  uv_walk(&self->loop_, [](uv_handle_t* h, void*) {
+    if (!uv_is_closing(h)) {
+      if (h->type == UV_FS_EVENT) {
+        uv_close(h, [](uv_handle_t* x) { delete static_cast<DirWatch*>(x->data); });
+      } else {
+        uv_close(h, nullptr);
+      }
+    }
+  }, nullptr);
+  for (auto& w : self->dir_watches_) w.release();  // freed by their close callbacks
+  self->dir_watches_.clear();
 }
 
 void Server::begin_drain(const char* why) {
@@ -233,13 +453,19 @@ void Server::begin_drain(const char* why) {
     return;
   }
   draining_ = true;
-  FP_LOG_INFO("draining", {"signal", why}, {"deadline_ms", rt_.cfg.drain_timeout.count()});
+  uv_timer_stop(&cert_poll_);
+  FP_LOG_INFO("draining", {"signal", why}, {"deadline_ms", rt_->cfg.drain_timeout.count()});
   for (auto& w : workers_) w->drain();
-  uv_timer_start(&drain_timer_, on_drain_deadline, static_cast<uint64_t>(rt_.cfg.drain_timeout.count()), 0);
+  uv_timer_start(&drain_timer_, on_drain_deadline, static_cast<uint64_t>(rt_->cfg.drain_timeout.count()), 0);
 }
 
 void Server::on_signal(uv_signal_t* s, int signum) noexcept {
-  static_cast<Server*>(s->data)->begin_drain(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  auto* self = static_cast<Server*>(s->data);
+  if (signum == SIGHUP) {
+    if (!self->draining_) self->reload(true, "SIGHUP");
+    return;
+  }
+  self->begin_drain(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 void Server::on_drain_deadline(uv_timer_t* t) noexcept {

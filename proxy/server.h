@@ -1,11 +1,15 @@
 #pragma once
-// Server: the startup sequence (fail closed, DESIGN.md §2) and the control thread: FIPS checks
-// -> config -> certs and TLS contexts -> bind -> workers -> ready; then signals (SIGTERM/SIGINT
-// drain with a deadline, a second one closes everything at once).
+// Server: the startup sequence (fail closed, DESIGN.md §2) and the control thread.
+//   FIPS checks -> config -> certs and TLS contexts -> bind -> workers -> ready
+// Then, on the control loop: SIGTERM/SIGINT drain with a deadline (a second signal closes
+// everything at once); SIGHUP reload (config + certs); certificate rotation (inotify on the
+// directories of every cert, key and CA file, plus a polling fallback). A reload or rotation
+// that fails anywhere keeps the old generation serving and says why.
 
 #include <uv.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,7 +21,7 @@ namespace fp::proxy {
 
 class Server {
  public:
-  Server() = default;
+  Server();
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -31,23 +35,45 @@ class Server {
   void worker_exited(unsigned id);
 
  private:
+  struct DirWatch;
+
+  // Re-reads the config (reload) or only the certificates (rotation) and publishes a new
+  // generation. False (old generation kept) on any error, each logged.
+  bool reload(bool reread_config, const char* why);
   void begin_drain(const char* why);
+  void watch_cert_dirs();
+  void check_cert_files(const char* why);
+  std::string cert_fingerprint() const;
+
   static void on_signal(uv_signal_t* s, int signum) noexcept;
   static void on_drain_deadline(uv_timer_t* t) noexcept;
   static void on_worker_exit(uv_async_t* a) noexcept;
+  static void on_dir_event(uv_fs_event_t* h, const char* file, int events, int status) noexcept;
+  static void on_cert_timer(uv_timer_t* t) noexcept;
+  static void on_cert_poll(uv_timer_t* t) noexcept;
 
-  Runtime rt_;
+  std::string config_path_;
+  std::shared_ptr<const Runtime> rt_;
+  uint64_t generation_ = 0;
+  std::map<std::string, BoundSockets> bound_;  // by address text; fds already handed out are -1
   std::vector<std::unique_ptr<Worker>> workers_;
   uv_loop_t loop_;
-  uv_signal_t sigterm_, sigint_;
+  uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t drain_timer_;
+  uv_timer_t cert_debounce_;
+  uv_timer_t cert_poll_;
   uv_async_t exit_async_;
+  std::vector<std::unique_ptr<DirWatch>> dir_watches_;
+  std::string cert_fp_;
   std::atomic<unsigned> exited_{0};
   bool draining_ = false;
+  uint64_t reload_ok_ = 0;
+  uint64_t reload_failed_ = 0;
 };
 
-// Builds everything a run needs from a loaded config (TLS contexts, access log). Errors name
-// the file and reason. Used by `run` and `check`.
-Result<void> build_runtime(Runtime& rt, config::Snapshot cfg);
+// Builds one generation from a loaded config (TLS contexts, access log). Errors name the file
+// and reason. Used by `run`, reload and `check`. `previous` (may be null) lends connection
+// counters to listeners that keep their name.
+Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runtime* previous);
 
 }  // namespace fp::proxy

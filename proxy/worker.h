@@ -1,18 +1,22 @@
 #pragma once
 // Worker: one thread, one uv loop, its own listening sockets (SO_REUSEPORT for TCP) and its
 // own connections. The data path takes no locks; the only cross-thread traffic is the command
-// queue (mutex + uv_async), used for unix-socket hand-off, drain and force-close.
+// queue (mutex + uv_async), used for unix-socket hand-off, runtime swaps (reload), drain and
+// force-close.
 
 #include <uv.h>
 
 #include <condition_variable>
 #include <deque>
-#include <optional>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proxy/runtime.h"
@@ -22,65 +26,60 @@ namespace fp::proxy {
 class Connection;
 class Server;
 
+// (listener address text, fd) pairs handed to one worker.
+using ListenFds = std::vector<std::pair<std::string, int>>;
+
 class Worker {
  public:
   static constexpr size_t kReadBufferSize = 64 * 1024;
 
-  Worker(Server& server, Runtime& rt, unsigned id);
+  Worker(Server& server, unsigned id);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Starts the thread; returns once its listeners are open (or failed).
-  Result<void> start();
+  // Starts the thread; returns once its listeners are open (or failed). Takes the fds.
+  Result<void> start(std::shared_ptr<const Runtime> rt, ListenFds fds);
   void join();
 
-  // Thread-safe commands.
-  // False once the worker has stopped (the function is not run).
+  // Thread-safe commands. post() is false once the worker has stopped (fn is not run).
   bool post(std::function<void(Worker&)> fn);
   void drain();
   void force_close();
+  // New connections use `rt` from now on; listeners whose address is gone are closed (their
+  // live connections finish on the old generation); `fds` are sockets for added addresses.
+  void swap_runtime(std::shared_ptr<const Runtime> rt, ListenFds fds);
 
   // Worker-thread API used by connections.
   unsigned id() const { return id_; }
   uv_loop_t* loop() { return &loop_; }
-  Runtime& runtime() { return rt_; }
   char* read_buffer() { return read_buf_.get(); }
   const config::Address& next_endpoint(const ClusterRuntime& cluster);
   void connection_finished(Connection* conn);   // stopped serving; handles closing
   void connection_destroyed(Connection* conn);  // last handle closed: delete it
-  // Accept a unix-socket connection handed over by the accepting worker.
-  void adopt_unix_fd(size_t listener_index, int fd);
 
  private:
-  struct TcpListener {
-    Worker* worker;
-    ListenerRuntime* rt;
-    uv_tcp_t handle;
-  };
-  struct UnixListener {
-    Worker* worker;
-    ListenerRuntime* rt;
-    uv_poll_t poll;
-    uv_timer_t backoff;
-    int fd;
-  };
+  struct Listener;
 
-  void run();
-  Result<void> open_listeners();
+  void run(ListenFds fds);
+  Result<void> open_listener(const std::string& address, int fd);
+  void apply_runtime(std::shared_ptr<const Runtime> rt, ListenFds fds);
+  void close_listener(Listener* l);
   void close_listeners();
   void maybe_stop();
-  void new_connection(ListenerRuntime& l, uv_stream_t* server, int unix_fd);
-  void accept_unix(UnixListener& ul);
+  void new_connection(const std::string& address, uv_stream_t* server, int unix_fd);
+  void accept_unix(Listener& l);
+  void adopt_unix_fd(const std::string& address, int fd);
 
   static void on_async(uv_async_t* a) noexcept;
   static void on_tcp_connection(uv_stream_t* server, int status) noexcept;
   static void on_unix_readable(uv_poll_t* p, int status, int events) noexcept;
   static void on_unix_backoff(uv_timer_t* t) noexcept;
+  static void on_listener_closed(uv_handle_t* h) noexcept;
 
   Server& server_;
-  Runtime& rt_;
   const unsigned id_;
+  std::shared_ptr<const Runtime> rt_;
   uv_loop_t loop_;
   uv_async_t async_;
   std::thread thread_;
@@ -88,11 +87,10 @@ class Worker {
   std::deque<std::function<void(Worker&)>> queue_;  // guarded by mu_
   bool accepting_posts_ = false;                     // guarded by mu_
   std::unique_ptr<char[]> read_buf_;
-  std::vector<std::unique_ptr<TcpListener>> tcp_listeners_;
-  std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
+  std::map<std::string, Listener*> listeners_;  // by address text; freed in their close callback
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   size_t live_ = 0;  // connections not yet finished
-  std::unordered_map<const ClusterRuntime*, size_t> rr_;
+  std::map<std::string, size_t> rr_;  // cluster name -> next endpoint (round robin)
   uint64_t next_conn_id_ = 0;
   unsigned next_unix_target_ = 0;
   bool draining_ = false;
