@@ -43,6 +43,20 @@ class TlsContext {
   std::string name_;
 };
 
+// Session resumption and ticket keys (FIPS-POLICY §8 "Session resumption and tickets"):
+// - TLS 1.2 resumes only EMS sessions: the libssl patch (kPolicyRequireEms) makes
+//   ssl_session_is_resumable() refuse a non-EMS session on the server and keeps the client from
+//   offering one; a full handshake then needs EMS anyway.
+// - Ticket keys are BoringSSL's built-in ones: RAND_bytes (module CTR-DRBG), AES-128-CBC +
+//   HMAC-SHA-256, rotated every 48 h. They live in the SSL_CTX, so they are per TlsContext.
+// - Reload: a reload builds NEW TlsContexts (build_context) for every listener whose TLS config
+//   or profile changed; new connections use the new SSL_CTX, whose fresh ticket keys cannot
+//   decrypt a ticket issued under the old policy, so such a ticket falls back to a full
+//   handshake under the new policy. Contexts whose TLS block is unchanged may be kept (their
+//   tickets stay valid: same policy). Nothing must copy ticket keys between contexts
+//   (never SSL_CTX_set_tlsext_ticket_keys with the old keys). The post-handshake gate
+//   (check_negotiated) re-checks resumed sessions against the *new* profile as a backstop.
+
 // Builds a context: versions, the strict suites, P-256:P-384, the 8 sigalgs both ways, no early
 // data, no False Start, the patch bits, CA trust, client-cert requirement (server), our verify
 // callback (chain policy hook + allow-lists). Errors name the file: "PATH: reason".
