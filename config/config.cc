@@ -36,8 +36,10 @@ struct TableSchema {
 const std::vector<TableSchema>& schema() {
   static const std::vector<TableSchema> kSchema = {
       {"",
-       {"workers", "log_level", "access_log", "drain_timeout", "limits", "listener", "cluster"}},
+       {"workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "listener",
+        "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
+      {"admin", {"address", "max_connections"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
         "idle_timeout", "allow_remote_plaintext", "tls"}},
@@ -863,6 +865,42 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
       }
     } else {
       type_error(c, *n, "limits", "a table");
+    }
+  }
+
+  if (const toml::node* n = root.get("admin")) {
+    if (const toml::table* t = n->as_table()) {
+      check_unknown_keys(c, *t, "admin", "admin", false);
+      Admin admin;
+      bool ok = true;
+      if (const toml::node* a = require(c, *t, "address", "admin", "[admin]")) {
+        if (auto v = get_string(c, *a, "admin.address")) {
+          std::string reason;
+          if (auto addr = parse_address(*v, reason)) {
+            if (!addr->is_local()) {
+              c.err(*a, "admin.address",
+                    "the admin endpoint must be a Unix socket or a loopback address");
+              ok = false;
+            }
+            admin.address = *addr;
+          } else {
+            c.err(*a, "admin.address", reason);
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+      if (const toml::node* m = t->get("max_connections")) {
+        if (auto v = get_int(c, *m, "admin.max_connections", 1, 1024)) {
+          admin.max_connections = static_cast<uint32_t>(*v);
+        }
+      }
+      if (ok) s.admin = admin;
+    } else {
+      type_error(c, *n, "admin", "a table");
     }
   }
 

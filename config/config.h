@@ -91,6 +91,13 @@ struct Limits {
   uint64_t low_watermark = 256 << 10; // reading resumes below this
 };
 
+// The admin endpoint (health, readiness, metrics, FIPS evidence, reload, drain). Local only:
+// a Unix socket or a loopback address.
+struct Admin {
+  Address address;
+  uint32_t max_connections = 16;  // its own budget, apart from the data listeners
+};
+
 struct Snapshot {
   std::string path;      // the main config file
   unsigned workers = 0;  // 0 = number of CPUs
@@ -98,6 +105,7 @@ struct Snapshot {
   std::string access_log = "stderr";  // "stderr", "off", or a file path (JSON lines)
   Millis drain_timeout{30000};
   Limits limits;
+  std::optional<Admin> admin;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 

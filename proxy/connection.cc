@@ -96,6 +96,8 @@ bool Connection::adopt_pipe_fd(int fd) {
 }
 
 void Connection::start(bool over_limit) {
+  worker_.stats().add(series("fipsproxy_downstream_connections_total",
+                             {{"listener", listener_.cfg->name}}));
   if (uv_timer_init(worker_.loop(), &timer_) == 0) {
     timer_inited_ = true;
     timer_.data = this;
@@ -379,6 +381,13 @@ void Connection::drive_handshake(Endpoint& ep) {
   if (ep.is_down) {
     down_info_ = ep.tls->info();
     down_tls_done_ = true;
+    worker_.stats().add(series("fipsproxy_tls_handshakes_total",
+                               {{"listener", listener_.cfg->name},
+                                {"role", "server"},
+                                {"version", down_info_.version},
+                                {"cipher", down_info_.cipher},
+                                {"group", down_info_.group},
+                                {"sigalg", down_info_.sigalg}}));
     // Nothing is read from the client until the upstream is ready; the kernel buffers it.
     stop_reading(down_);
     state_ = State::Connecting;
@@ -386,6 +395,13 @@ void Connection::drive_handshake(Endpoint& ep) {
   } else {
     up_info_ = ep.tls->info();
     up_tls_done_ = true;
+    worker_.stats().add(series("fipsproxy_tls_handshakes_total",
+                               {{"cluster", listener_.cluster->cfg->name},
+                                {"role", "client"},
+                                {"version", up_info_.version},
+                                {"cipher", up_info_.cipher},
+                                {"group", up_info_.group},
+                                {"sigalg", up_info_.sigalg}}));
     established();
   }
 }
@@ -577,6 +593,7 @@ void Connection::finish_close() {
   if (finished_) return;
   finished_ = true;
   closing_ = true;
+  count_close();
   write_access_log();
   if (counted_) {
     listener_.active->fetch_sub(1, std::memory_order_relaxed);
@@ -605,6 +622,50 @@ void Connection::on_closed(uv_handle_t* h) noexcept { static_cast<Connection*>(h
 
 void Connection::handle_closed() {
   if (--pending_closes_ == 0) worker_.connection_destroyed(this);
+}
+
+namespace {
+// Reasons that are the FIPS policy or peer verification saying no.
+bool is_policy_reason(Code c) {
+  switch (c) {
+    case Code::TlsPolicyViolation:
+    case Code::TlsNoEms:
+    case Code::TlsChacha:
+    case Code::TlsProtocolVersion:
+    case Code::TlsHandshakeFailed:
+    case Code::PeerCertMissing:
+    case Code::PeerCertUntrusted:
+    case Code::PeerCertExpired:
+    case Code::PeerCertPolicy:
+    case Code::PeerIdentityDenied:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+void Connection::count_close() {
+  const Error& r = close_reason_;
+  const std::string& name = listener_.cfg->name;
+  Stats& st = worker_.stats();
+  st.add(series("fipsproxy_connection_closes_total",
+                {{"listener", name}, {"reason", base::token(r.code)}, {"side", base::side_name(r.side)}}));
+  if (is_policy_reason(r.code)) {
+    const bool upstream = r.side == Side::Upstream;
+    st.add(series("fipsproxy_tls_policy_rejections_total",
+                  {{upstream ? "cluster" : "listener", upstream ? listener_.cluster->cfg->name : name},
+                   {"role", upstream ? "client" : "server"},
+                   {"reason", base::token(r.code)}}));
+  }
+  if (down_.bytes_in) {
+    st.add(series("fipsproxy_bytes_total", {{"listener", name}, {"direction", "from_downstream"}}),
+           down_.bytes_in);
+  }
+  if (down_.bytes_out) {
+    st.add(series("fipsproxy_bytes_total", {{"listener", name}, {"direction", "to_downstream"}}),
+           down_.bytes_out);
+  }
 }
 
 void Connection::write_access_log() {

@@ -97,6 +97,7 @@ class Connection {
   void touch();
   void fail(Error error);
   void finish_close();
+  void count_close();
   void write_access_log();
   void handle_closed();
 

@@ -9,12 +9,17 @@
 #include <cerrno>
 #include <csignal>
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <thread>
 
 #include "certs/fips_self_check.h"
 #include "proxy/base/log.h"
+#include "build_info.h"
+#include "proxy/base/json.h"
 #include "proxy/cli.h"
+#include "proxy/stats.h"
 
 namespace fp::proxy {
 
@@ -194,7 +199,8 @@ int Server::run(const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
   config_path_ = config_path;
   // 1. FIPS checks, fail closed.
-  certs::FipsReport fips = certs::run_fips_checks();
+  fips_ = certs::run_fips_checks();
+  const certs::FipsReport& fips = fips_;
   if (!fips.ok()) {
     const certs::FipsCheck* f = fips.first_failure();
     std::fprintf(stderr, "fipsproxy: FIPS check failed: %s: %s\n", f ? f->name.c_str() : "?",
@@ -266,6 +272,21 @@ int Server::run(const std::string& config_path) {
   cert_fp_ = cert_fingerprint();
   watch_cert_dirs();
   uv_timer_start(&cert_poll_, on_cert_poll, 2000, 2000);
+  if (rt_->cfg.admin) {
+    admin_ = std::make_unique<AdminServer>(&loop_, [this](const std::string& m, const std::string& p,
+                                                          std::function<void(AdminResponse)> r) {
+      handle_admin(m, p, std::move(r));
+    });
+    if (Result<void> r = admin_->start(*rt_->cfg.admin); !r) {
+      std::fprintf(stderr, "fipsproxy: %s\n", r.error().detail.c_str());
+      admin_->close();
+      for (auto& w : workers_) w->force_close();
+      uv_run(&loop_, UV_RUN_DEFAULT);
+      for (auto& w : workers_) w->join();
+      return kExitRuntime;
+    }
+  }
+  ready_ = true;
   FP_LOG_INFO("ready", {"listeners", rt_->listeners.size()}, {"workers", rt_->workers},
               {"generation", rt_->generation}, {"config", config_path});
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -282,6 +303,7 @@ int Server::run(const std::string& config_path) {
 bool Server::reload(bool reread_config, const char* why) {
   auto failed = [&](const std::string& detail) {
     ++reload_failed_;
+    last_reload_error_ = detail;
     FP_LOG_ERROR("reload failed: keeping the running configuration and certificates",
                  {"trigger", why}, {"generation", rt_->generation}, {"detail", detail},
                  {"reload_failure_total", reload_failed_});
@@ -454,9 +476,168 @@ void Server::begin_drain(const char* why) {
   }
   draining_ = true;
   uv_timer_stop(&cert_poll_);
+  // The admin endpoint stays up while draining so /ready can say so; it closes with the loop.
   FP_LOG_INFO("draining", {"signal", why}, {"deadline_ms", rt_->cfg.drain_timeout.count()});
   for (auto& w : workers_) w->drain();
   uv_timer_start(&drain_timer_, on_drain_deadline, static_cast<uint64_t>(rt_->cfg.drain_timeout.count()), 0);
+}
+
+std::string Server::not_ready_reason() const {
+  if (!ready_) return "starting";
+  if (draining_) return "draining";
+  if (!fips_.ok()) return "fips self-check failed";
+  return "";
+}
+
+std::string Server::config_json() const {
+  const config::Snapshot& c = rt_->cfg;
+  auto tls_json = [](const config::TlsConfig& t, bool server) {
+    base::JsonObject j;
+    j.str("profile", config::profile_name(t.profile))
+        .str("min_version", t.min_version == 0x0304 ? "1.3" : "1.2")
+        .str("max_version", t.max_version == 0x0304 ? "1.3" : "1.2")
+        .str("cert", t.cert)
+        .str("key", t.key)  // a path, never key material
+        .str("ca", t.ca);
+    if (server) j.boolean("require_client_cert", t.require_client_cert);
+    if (!server) j.str("sni", t.sni);
+    j.str_array("allow_spiffe", t.allow_spiffe).str_array("allow_dns", t.allow_dns).str_array("alpn", t.alpn);
+    return j.done();
+  };
+  std::string listeners = "[";
+  for (size_t i = 0; i < c.listeners.size(); ++i) {
+    const config::Listener& l = c.listeners[i];
+    base::JsonObject j;
+    j.str("name", l.name)
+        .str("address", l.address.text)
+        .str("mode", config::mode_name(l.mode))
+        .str("cluster", l.cluster)
+        .unum("max_connections", l.max_connections)
+        .unum("active_connections", rt_->listeners[i]->active->load(std::memory_order_relaxed))
+        .num("handshake_timeout_ms", l.handshake_timeout.count())
+        .num("idle_timeout_ms", l.idle_timeout.count());
+    if (l.tls) j.raw("tls", tls_json(*l.tls, true));
+    listeners += (i ? "," : "") + j.done();
+  }
+  listeners += "]";
+  std::string clusters = "[";
+  for (size_t i = 0; i < c.clusters.size(); ++i) {
+    const config::Cluster& cl = c.clusters[i];
+    std::vector<std::string> eps;
+    for (const auto& e : cl.endpoints) eps.push_back(e.text);
+    base::JsonObject j;
+    j.str("name", cl.name).str_array("endpoints", eps).num("connect_timeout_ms", cl.connect_timeout.count());
+    if (cl.tls) j.raw("tls", tls_json(*cl.tls, false));
+    clusters += (i ? "," : "") + j.done();
+  }
+  clusters += "]";
+  base::JsonObject root;
+  root.str("config", config_path_)
+      .unum("generation", rt_->generation)
+      .unum("workers", workers_.size())
+      .raw("listeners", listeners)
+      .raw("clusters", clusters)
+      .unum("reload_ok_total", reload_ok_)
+      .unum("reload_failure_total", reload_failed_)
+      .str("last_reload_error", last_reload_error_);
+  return root.done();
+}
+
+std::string Server::metrics_text() {
+  // Ask every worker for a copy of its counters (they never wait on us, so this cannot
+  // deadlock), bounded by one second.
+  struct Gather {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::map<std::string, uint64_t> merged;
+    size_t pending = 0;
+  };
+  auto g = std::make_shared<Gather>();
+  for (auto& w : workers_) {
+    {
+      std::lock_guard<std::mutex> lock(g->mu);
+      ++g->pending;
+    }
+    const bool posted = w->post([g](Worker& wk) {
+      std::lock_guard<std::mutex> lock(g->mu);
+      wk.stats().merge_into(g->merged);
+      if (--g->pending == 0) g->cv.notify_all();
+    });
+    if (!posted) {
+      std::lock_guard<std::mutex> lock(g->mu);
+      --g->pending;
+    }
+  }
+  std::map<std::string, double> values;
+  {
+    std::unique_lock<std::mutex> lock(g->mu);
+    g->cv.wait_for(lock, std::chrono::seconds(1), [&] { return g->pending == 0; });
+    for (const auto& [k, v] : g->merged) values[k] = static_cast<double>(v);
+  }
+  values[series("fipsproxy_build_info", {{"version", build::kVersion},
+                                         {"module", fips_.module_name},
+                                         {"module_version", std::to_string(fips_.module_version)},
+                                         {"module_hash", fips_.module_hash_loaded}})] = 1;
+  values["fipsproxy_fips_mode"] = fips_.fips_mode ? 1 : 0;
+  values["fipsproxy_fips_module_version"] = static_cast<double>(fips_.module_version);
+  values["fipsproxy_fips_self_test_passed"] = fips_.ok() ? 1 : 0;
+  values["fipsproxy_ready"] = not_ready_reason().empty() ? 1 : 0;
+  values["fipsproxy_config_generation"] = static_cast<double>(rt_->generation);
+  values[series("fipsproxy_reloads_total", {{"result", "ok"}})] = static_cast<double>(reload_ok_);
+  values[series("fipsproxy_reloads_total", {{"result", "failure"}})] = static_cast<double>(reload_failed_);
+  for (const auto& l : rt_->listeners) {
+    values[series("fipsproxy_downstream_connections_active", {{"listener", l->cfg->name}})] =
+        l->active->load(std::memory_order_relaxed);
+  }
+  for (const auto& [k, v] : admin_requests_) values[k] = static_cast<double>(v);
+  return render_prometheus(values);
+}
+
+void Server::handle_admin(const std::string& method, const std::string& path,
+                          std::function<void(AdminResponse)> respond) {
+  AdminResponse r;
+  const bool get = method == "GET" || method == "HEAD";
+  if (path == "/healthz" && get) {
+    r.body = "ok\n";
+  } else if (path == "/ready" && get) {
+    const std::string why = not_ready_reason();
+    r.status = why.empty() ? 200 : 503;
+    r.body = why.empty() ? "ready\n" : "not ready: " + why + "\n";
+  } else if (path == "/metrics" && get) {
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics_text();
+  } else if (path == "/fips" && get) {
+    r.content_type = "application/json";
+    r.body = fips_.to_json() + "\n";
+  } else if (path == "/config" && get) {
+    r.content_type = "application/json";
+    r.body = config_json() + "\n";
+  } else if (path == "/reload" && method == "POST") {
+    if (draining_) {
+      r.status = 503;
+      r.body = "draining\n";
+    } else if (reload(true, "admin")) {
+      r.body = "reloaded: generation " + std::to_string(rt_->generation) + "\n";
+    } else {
+      r.status = 500;
+      r.body = "reload failed; still serving generation " + std::to_string(rt_->generation) +
+               ":\n" + last_reload_error_ + "\n";
+    }
+  } else if (path == "/drain" && method == "POST") {
+    r.status = 202;
+    r.body = "draining\n";
+    begin_drain("admin");
+  } else if (path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/fips" ||
+             path == "/config" || path == "/reload" || path == "/drain") {
+    r.status = 405;
+    r.body = "method not allowed\n";
+  } else {
+    r.status = 404;
+    r.body = "not found; try /healthz /ready /metrics /fips /config, POST /reload /drain\n";
+  }
+  ++admin_requests_[series("fipsproxy_admin_requests_total",
+                           {{"path", r.status == 404 ? "other" : path}, {"status", std::to_string(r.status)}})];
+  respond(std::move(r));
 }
 
 void Server::on_signal(uv_signal_t* s, int signum) noexcept {

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "certs/fips_self_check.h"
+#include "proxy/admin.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -44,6 +46,12 @@ class Server {
   void watch_cert_dirs();
   void check_cert_files(const char* why);
   std::string cert_fingerprint() const;
+  void handle_admin(const std::string& method, const std::string& path,
+                    std::function<void(AdminResponse)> respond);
+  std::string metrics_text();
+  std::string config_json() const;
+  // Empty when ready; otherwise why not.
+  std::string not_ready_reason() const;
 
   static void on_signal(uv_signal_t* s, int signum) noexcept;
   static void on_drain_deadline(uv_timer_t* t) noexcept;
@@ -65,6 +73,11 @@ class Server {
   uv_async_t exit_async_;
   std::vector<std::unique_ptr<DirWatch>> dir_watches_;
   std::string cert_fp_;
+  std::unique_ptr<AdminServer> admin_;
+  certs::FipsReport fips_;
+  bool ready_ = false;
+  std::string last_reload_error_;
+  std::map<std::string, uint64_t> admin_requests_;
   std::atomic<unsigned> exited_{0};
   bool draining_ = false;
   uint64_t reload_ok_ = 0;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "proxy/runtime.h"
+#include "proxy/stats.h"
 
 namespace fp::proxy {
 
@@ -54,6 +55,7 @@ class Worker {
   unsigned id() const { return id_; }
   uv_loop_t* loop() { return &loop_; }
   char* read_buffer() { return read_buf_.get(); }
+  Stats& stats() { return stats_; }
   const config::Address& next_endpoint(const ClusterRuntime& cluster);
   void connection_finished(Connection* conn);   // stopped serving; handles closing
   void connection_destroyed(Connection* conn);  // last handle closed: delete it
@@ -87,6 +89,7 @@ class Worker {
   std::deque<std::function<void(Worker&)>> queue_;  // guarded by mu_
   bool accepting_posts_ = false;                     // guarded by mu_
   std::unique_ptr<char[]> read_buf_;
+  Stats stats_;
   std::map<std::string, Listener*> listeners_;  // by address text; freed in their close callback
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   size_t live_ = 0;  // connections not yet finished

@@ -1,0 +1,79 @@
+#include "proxy/stats.h"
+
+#include <cstdio>
+
+namespace fp::proxy {
+
+std::string series(std::string_view name, const Labels& labels) {
+  std::string s(name);
+  if (labels.empty()) return s;
+  s += '{';
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) s += ',';
+    first = false;
+    s += k;
+    s += "=\"";
+    for (char c : v) {
+      if (c == '\\') {
+        s += "\\\\";
+      } else if (c == '"') {
+        s += "\\\"";
+      } else if (c == '\n') {
+        s += "\\n";
+      } else {
+        s += c;
+      }
+    }
+    s += '"';
+  }
+  s += '}';
+  return s;
+}
+
+const std::vector<MetricHelp>& metric_catalogue() {
+  static const std::vector<MetricHelp> kMetrics = {
+      {"fipsproxy_build_info", "gauge", "fipsproxy version and the FIPS module it runs on"},
+      {"fipsproxy_fips_mode", "gauge", "1 when the BoringCrypto module reports FIPS mode"},
+      {"fipsproxy_fips_module_version", "gauge", "FIPS_version() of the loaded module"},
+      {"fipsproxy_fips_self_test_passed", "gauge", "1 when the startup self-tests and checks passed"},
+      {"fipsproxy_ready", "gauge", "1 when /ready answers 200"},
+      {"fipsproxy_config_generation", "gauge", "generation of the running configuration"},
+      {"fipsproxy_reloads_total", "counter", "configuration reloads and certificate rotations by result"},
+      {"fipsproxy_downstream_connections_total", "counter", "connections accepted per listener"},
+      {"fipsproxy_downstream_connections_active", "gauge", "connections open per listener"},
+      {"fipsproxy_connection_closes_total", "counter", "connections closed per listener, reason and side"},
+      {"fipsproxy_tls_handshakes_total", "counter", "completed TLS handshakes by role, version, suite, group and signature algorithm"},
+      {"fipsproxy_tls_policy_rejections_total", "counter", "handshakes refused or closed by the FIPS policy or peer verification, by reason"},
+      {"fipsproxy_bytes_total", "counter", "plaintext bytes per listener and direction"},
+      {"fipsproxy_admin_requests_total", "counter", "admin endpoint requests by path and status"},
+  };
+  return kMetrics;
+}
+
+std::string render_prometheus(const std::map<std::string, double>& values) {
+  std::string out;
+  for (const MetricHelp& m : metric_catalogue()) {
+    const std::string name = m.name;
+    bool header = false;
+    for (const auto& [key, value] : values) {
+      // Exact name, then either end or '{'.
+      if (key.compare(0, name.size(), name) != 0) continue;
+      if (key.size() != name.size() && key[name.size()] != '{') continue;
+      if (!header) {
+        out += "# HELP " + name + " " + m.help + "\n# TYPE " + name + " " + m.type + "\n";
+        header = true;
+      }
+      char buf[64];
+      if (value == static_cast<double>(static_cast<uint64_t>(value))) {
+        std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(value));
+      } else {
+        std::snprintf(buf, sizeof buf, "%.6g", value);
+      }
+      out += key + " " + buf + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace fp::proxy

@@ -1,0 +1,44 @@
+#pragma once
+// Counters. Each worker owns one Stats and is the only thread that changes it (no locks on the
+// data path); the control thread asks each worker for a copy on scrape and merges them.
+// Series are Prometheus names with labels already rendered: `name{k="v",...}`.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fp::proxy {
+
+using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
+
+// Renders `name{k="v",...}` with label values escaped per the Prometheus text format.
+std::string series(std::string_view name, const Labels& labels);
+
+class Stats {
+ public:
+  void add(const std::string& series_key, uint64_t n = 1) { counters_[series_key] += n; }
+  const std::map<std::string, uint64_t>& counters() const { return counters_; }
+  void merge_into(std::map<std::string, uint64_t>& out) const {
+    for (const auto& [k, v] : counters_) out[k] += v;
+  }
+
+ private:
+  std::map<std::string, uint64_t> counters_;
+};
+
+struct MetricHelp {
+  const char* name;
+  const char* type;  // "counter" or "gauge"
+  const char* help;
+};
+// Every metric fipsproxy exports, for # HELP / # TYPE lines.
+const std::vector<MetricHelp>& metric_catalogue();
+
+// Prometheus text exposition of `values` (series -> value), grouped by metric name with HELP and
+// TYPE lines from the catalogue.
+std::string render_prometheus(const std::map<std::string, double>& values);
+
+}  // namespace fp::proxy
