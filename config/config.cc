@@ -36,10 +36,11 @@ struct TableSchema {
 const std::vector<TableSchema>& schema() {
   static const std::vector<TableSchema> kSchema = {
       {"",
-       {"workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "listener",
+       {"workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "listener",
         "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
       {"admin", {"address", "max_connections"}},
+      {"fips", {"selfprobe_interval"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
         "idle_timeout", "allow_remote_plaintext", "tls"}},
@@ -868,6 +869,16 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
     }
   }
 
+  if (const toml::node* n = root.get("fips")) {
+    if (const toml::table* t = n->as_table()) {
+      check_unknown_keys(c, *t, "fips", "fips", false);
+      if (const toml::node* v = t->get("selfprobe_interval")) {
+        if (auto d = get_duration(c, *v, "fips.selfprobe_interval")) s.fips.selfprobe_interval = *d;
+      }
+    } else {
+      type_error(c, *n, "fips", "a table");
+    }
+  }
   if (const toml::node* n = root.get("admin")) {
     if (const toml::table* t = n->as_table()) {
       check_unknown_keys(c, *t, "admin", "admin", false);

@@ -98,6 +98,11 @@ struct Admin {
   uint32_t max_connections = 16;  // its own budget, apart from the data listeners
 };
 
+// [fips]: runtime evidence settings.
+struct Fips {
+  Millis selfprobe_interval{60000};  // in-memory policy probe of every live context
+};
+
 struct Snapshot {
   std::string path;      // the main config file
   unsigned workers = 0;  // 0 = number of CPUs
@@ -106,6 +111,7 @@ struct Snapshot {
   Millis drain_timeout{30000};
   Limits limits;
   std::optional<Admin> admin;
+  Fips fips;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 

@@ -46,7 +46,9 @@ packages=(
   clang cmake ninja-build golang-go googletest perl dpkg-dev pkg-config binutils patch
   libuv1-dev node-llhttp libtomlplusplus-dev catch2
   # tests: real TLS peers and tools
-  openssl curl gnutls-bin python3 nghttp2-client procps iproute2 util-linux file
+  openssl curl gnutls-bin python3 python3-jsonschema nghttp2-client procps iproute2 util-linux file
+  # slow tier: independent scanners
+  sslscan testssl.sh nmap
 )
 
 step apt "Debian packages"

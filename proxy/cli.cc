@@ -111,6 +111,10 @@ int cmd_check(const std::vector<std::string>& args) {
     std::fprintf(stderr, "%s\n", rt.error().detail.c_str());
     return kExitUsage;
   }
+  if (Result<void> p = probe_runtime(**rt); !p) {
+    std::fprintf(stderr, "fipsproxy: policy self-probe failed: %s\n", p.error().detail.c_str());
+    return kExitFips;
+  }
   std::printf("%s: ok (%zu listener(s), %zu cluster(s))\n", path.c_str(), (*rt)->listeners.size(),
               (*rt)->clusters.size());
   return kExitOk;

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "certs/fips_self_check.h"
+#include "certs/self_probe.h"
 #include "proxy/base/log.h"
 #include "build_info.h"
 #include "proxy/base/json.h"
@@ -126,6 +127,20 @@ std::vector<std::string> tls_files(const config::Snapshot& cfg) {
 
 }  // namespace
 
+Result<void> probe_runtime(const Runtime& rt) {
+  for (const auto& l : rt.listeners) {
+    if (l->tls) {
+      if (Result<void> r = certs::self_probe(*l->tls); !r) return r;
+    }
+  }
+  for (const auto& c : rt.clusters) {
+    if (c->tls) {
+      if (Result<void> r = certs::self_probe(*c->tls); !r) return r;
+    }
+  }
+  return {};
+}
+
 Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runtime* previous) {
   auto rt = std::make_shared<Runtime>();
   rt->cfg = std::move(cfg);
@@ -227,6 +242,11 @@ int Server::run(const std::string& config_path) {
   }
   std::shared_ptr<Runtime> rt = std::move(built.value());
   rt->generation = ++generation_;
+  // 3b. Policy self-probe of every context (FIPS-POLICY §10 check 9), still before any bind.
+  if (Result<void> p = probe_runtime(*rt); !p) {
+    std::fprintf(stderr, "fipsproxy: policy self-probe failed: %s\n", p.error().detail.c_str());
+    return kExitFips;
+  }
   // 4. Bind (only now).
   for (const auto& l : rt->listeners) {
     const config::Address& a = l->cfg->address;
@@ -247,7 +267,7 @@ int Server::run(const std::string& config_path) {
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_start(&sighup_, on_signal, SIGHUP);
-  for (uv_timer_t* t : {&drain_timer_, &cert_debounce_, &cert_poll_}) {
+  for (uv_timer_t* t : {&drain_timer_, &cert_debounce_, &cert_poll_, &probe_timer_}) {
     uv_timer_init(&loop_, t);
     t->data = this;
   }
@@ -272,6 +292,8 @@ int Server::run(const std::string& config_path) {
   cert_fp_ = cert_fingerprint();
   watch_cert_dirs();
   uv_timer_start(&cert_poll_, on_cert_poll, 2000, 2000);
+  const uint64_t probe_ms = static_cast<uint64_t>(rt_->cfg.fips.selfprobe_interval.count());
+  uv_timer_start(&probe_timer_, on_probe_timer, probe_ms, probe_ms);
   if (rt_->cfg.admin) {
     admin_ = std::make_unique<AdminServer>(&loop_, [this](const std::string& m, const std::string& p,
                                                           std::function<void(AdminResponse)> r) {
@@ -327,6 +349,7 @@ bool Server::reload(bool reread_config, const char* why) {
   auto built = build_runtime(std::move(cfg), rt_.get());
   if (!built) return failed(built.error().detail);
   std::shared_ptr<Runtime> next = std::move(built.value());
+  if (Result<void> p = probe_runtime(*next); !p) return failed("policy self-probe failed: " + p.error().detail);
   if (next->workers != workers_.size()) {
     FP_LOG_WARN("reload: a change of 'workers' takes effect only after a restart",
                 {"running", workers_.size()}, {"configured", next->workers});
@@ -486,7 +509,24 @@ std::string Server::not_ready_reason() const {
   if (!ready_) return "starting";
   if (draining_) return "draining";
   if (!fips_.ok()) return "fips self-check failed";
+  if (!probe_error_.empty()) return "policy self-probe failed: " + probe_error_;
   return "";
+}
+
+void Server::on_probe_timer(uv_timer_t* t) noexcept {
+  auto* self = static_cast<Server*>(t->data);
+  Result<void> r = probe_runtime(*self->rt_);
+  ++self->probe_runs_;
+  if (!r) {
+    if (self->probe_error_ != r.error().detail) {
+      FP_LOG_ERROR("policy self-probe failed: not ready", {"detail", r.error().detail},
+                   {"generation", self->rt_->generation});
+    }
+    self->probe_error_ = r.error().detail;
+  } else {
+    if (!self->probe_error_.empty()) FP_LOG_INFO("policy self-probe passes again: ready");
+    self->probe_error_.clear();
+  }
 }
 
 std::string Server::config_json() const {
@@ -582,6 +622,8 @@ std::string Server::metrics_text() {
   values["fipsproxy_fips_module_version"] = static_cast<double>(fips_.module_version);
   values["fipsproxy_fips_self_test_passed"] = fips_.ok() ? 1 : 0;
   values["fipsproxy_ready"] = not_ready_reason().empty() ? 1 : 0;
+  values["fipsproxy_selfprobe_passed"] = probe_error_.empty() ? 1 : 0;
+  values["fipsproxy_selfprobe_runs_total"] = static_cast<double>(probe_runs_);
   values["fipsproxy_config_generation"] = static_cast<double>(rt_->generation);
   values[series("fipsproxy_reloads_total", {{"result", "ok"}})] = static_cast<double>(reload_ok_);
   values[series("fipsproxy_reloads_total", {{"result", "failure"}})] = static_cast<double>(reload_failed_);

@@ -59,6 +59,7 @@ class Server {
   static void on_dir_event(uv_fs_event_t* h, const char* file, int events, int status) noexcept;
   static void on_cert_timer(uv_timer_t* t) noexcept;
   static void on_cert_poll(uv_timer_t* t) noexcept;
+  static void on_probe_timer(uv_timer_t* t) noexcept;
 
   std::string config_path_;
   std::shared_ptr<const Runtime> rt_;
@@ -70,6 +71,9 @@ class Server {
   uv_timer_t drain_timer_;
   uv_timer_t cert_debounce_;
   uv_timer_t cert_poll_;
+  uv_timer_t probe_timer_;
+  std::string probe_error_;  // last periodic self-probe failure; empty when passing
+  uint64_t probe_runs_ = 0;
   uv_async_t exit_async_;
   std::vector<std::unique_ptr<DirWatch>> dir_watches_;
   std::string cert_fp_;
@@ -88,5 +92,7 @@ class Server {
 // and reason. Used by `run`, reload and `check`. `previous` (may be null) lends connection
 // counters to listeners that keep their name.
 Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runtime* previous);
+// The in-memory policy self-probe of every context in `rt` (FIPS-POLICY §10 check 9).
+Result<void> probe_runtime(const Runtime& rt);
 
 }  // namespace fp::proxy

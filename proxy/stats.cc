@@ -38,6 +38,8 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_fips_module_version", "gauge", "FIPS_version() of the loaded module"},
       {"fipsproxy_fips_self_test_passed", "gauge", "1 when the startup self-tests and checks passed"},
       {"fipsproxy_ready", "gauge", "1 when /ready answers 200"},
+      {"fipsproxy_selfprobe_passed", "gauge", "1 when the last in-memory policy self-probe of every context passed"},
+      {"fipsproxy_selfprobe_runs_total", "counter", "periodic policy self-probe runs"},
       {"fipsproxy_config_generation", "gauge", "generation of the running configuration"},
       {"fipsproxy_reloads_total", "counter", "configuration reloads and certificate rotations by result"},
       {"fipsproxy_downstream_connections_total", "counter", "connections accepted per listener"},

@@ -55,6 +55,14 @@ TlsTransport::Step TlsTransport::handshake() {
   int rc = SSL_do_handshake(impl_->ssl.get());
   if (rc == 1) {
     handshake_done_ = true;
+    if (impl_->ctx->role() == certs::Role::Server) {
+      // BoringSSL holds TLS 1.3 NewSessionTicket messages until the server's first write
+      // (tls13_server.cc); a zero-byte write flushes them, so clients can resume even when the
+      // app speaks second or never.
+      ERR_clear_error();
+      SSL_write(impl_->ssl.get(), "", 0);
+      ERR_clear_error();
+    }
     return Step::Done;
   }
   int err = SSL_get_error(impl_->ssl.get(), rc);

@@ -214,10 +214,9 @@ TEST_CASE("T16 client-initiated renegotiation dies with no_renegotiation (100)",
   CHECK(t.px.entry(1).str("tls_version") == "TLSv1.2");
 }
 
-// [!mayfail]: the TLS 1.3 session ticket does not reach s_client through the proxy before it
-// closes (reported to the lead: post-handshake NewSessionTicket flush in proxy/), so -sess_out
-// stays empty; the 0-RTT refusal itself is covered by the self-probe and the unit tests.
-TEST_CASE("T17 0-RTT: the server never accepts early data", "[policy][fast][termination][!mayfail]") {
+// The TLS 1.3 ticket reaches s_client even though it sends nothing: the proxy flushes
+// BoringSSL's held NewSessionTicket right after the handshake (proxy/tls_transport.cc).
+TEST_CASE("T17 0-RTT: the server never accepts early data", "[policy][fast][termination]") {
   Term t;
   TempDir d("fp0rtt");
   const std::string sess = d.file("sess.pem");
@@ -245,9 +244,8 @@ TEST_CASE("T17 0-RTT: the server never accepts early data", "[policy][fast][term
   }
 }
 
-// [!mayfail]: TLS 1.3 leg, same ticket-flush gap as T17; the TLS 1.2 leg passes.
 TEST_CASE("T18 resumption keeps the same suite and group (TLS 1.3 and 1.2 with EMS)",
-          "[policy][fast][termination][!mayfail]") {
+          "[policy][fast][termination]") {
   Term t;
   TempDir d("fpres");
   for (const std::string v : {"-tls1_3", "-tls1_2"}) {
