@@ -1,6 +1,7 @@
 #include "certs/fips_self_check.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -106,6 +107,9 @@ std::string FipsReport::to_text() const {
   out += "libssl:            " + libssl_path + "\n";
   out += "libssl sha256:     " + libssl_sha256 + "\n";
   out += "libssl patch:      " + (patch_marker.empty() ? std::string("(missing)") : patch_marker) + "\n";
+  out += "fipsproxy binary:  " + binary_path + "\n";
+  out += "binary sha256:     " + binary_sha256 + "\n";
+  out += "kernel fips mode:  " + kernel_fips + " (/proc/sys/crypto/fips_enabled)\n";
   std::snprintf(buf, sizeof buf, "%.2f", self_test_ms);
   out += std::string("self-test time:    ") + buf + " ms\n";
   out += "checks:\n";
@@ -141,6 +145,17 @@ std::string FipsReport::to_json() const {
   field("libssl_path", libssl_path);
   field("libssl_sha256", libssl_sha256);
   field("patch_marker", patch_marker);
+  field("binary_path", binary_path);
+  field("binary_sha256", binary_sha256);
+  field("kernel_fips", kernel_fips);
+  {
+    std::string libs = "[";
+    for (size_t i = 0; i < crypto_libraries.size(); ++i) {
+      if (i) libs += ',';
+      json_escape(libs, crypto_libraries[i]);
+    }
+    raw("crypto_libraries", libs + "]");
+  }
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3f", self_test_ms);
   raw("self_test_ms", buf);
@@ -258,6 +273,45 @@ FipsReport run_fips_checks() {
     unsigned char buf[32];
     const bool ok = RAND_bytes(buf, sizeof buf) == 1;
     add(r, "drbg", ok, ok ? "RAND_bytes ok" : "RAND_bytes failed");
+  }
+
+  // 8a. Only one crypto library in the process: ours. Another libcrypto/libssl/GnuTLS/NSS mapped
+  // beside it would mean some code path does TLS or crypto outside the boundary.
+  {
+    std::ifstream maps("/proc/self/maps");
+    std::string line, others;
+    static const char* const kCrypto[] = {"libcrypto.so", "libssl.so", "libgnutls", "libnss3",
+                                          "libwolfssl", "libmbedcrypto", "libmbedtls", "libbotan",
+                                          "libnettle", "libgcrypt"};
+    while (std::getline(maps, line)) {
+      const size_t slash = line.find('/');
+      if (slash == std::string::npos) continue;
+      const std::string path = line.substr(slash);
+      const std::string base = path.substr(path.find_last_of('/') + 1);
+      bool crypto = false;
+      for (const char* k : kCrypto) crypto = crypto || base.rfind(k, 0) == 0;
+      if (!crypto) continue;
+      if (std::find(r.crypto_libraries.begin(), r.crypto_libraries.end(), path) != r.crypto_libraries.end()) continue;
+      r.crypto_libraries.push_back(path);
+      if (path != r.libcrypto_path && path != r.libssl_path) others += (others.empty() ? "" : ", ") + path;
+    }
+    add(r, "single_crypto_library", others.empty(),
+        others.empty() ? "only " + r.libcrypto_path + " and " + r.libssl_path
+                       : "other crypto libraries are loaded: " + others);
+  }
+
+  // Informational (not checks): the node's FIPS mode and this executable's hash.
+  {
+    std::ifstream k("/proc/sys/crypto/fips_enabled");
+    std::string v;
+    r.kernel_fips = (k && std::getline(k, v)) ? v : "unavailable";
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+      r.binary_path.assign(exe, static_cast<size_t>(n));
+      std::vector<unsigned char> img;
+      if (elf::read_whole_file(r.binary_path, img)) r.binary_sha256 = sha256_hex(img);
+    }
   }
 
   // 8. Our libssl patch: without it TLS 1.3 would negotiate ChaCha20-Poly1305.

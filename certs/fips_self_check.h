@@ -24,6 +24,9 @@ struct FipsReport {
   std::string module_hash_loaded;   // read from the loaded libcrypto
   std::string libcrypto_path, libcrypto_sha256;
   std::string libssl_path, libssl_sha256;
+  std::string binary_path, binary_sha256;      // this fipsproxy executable
+  std::string kernel_fips;                     // /proc/sys/crypto/fips_enabled: "1", "0" or "unavailable"
+  std::vector<std::string> crypto_libraries;   // TLS/crypto libraries mapped into the process
   std::string patch_marker;
   double self_test_ms = 0;
 
