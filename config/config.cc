@@ -40,7 +40,7 @@ const std::vector<TableSchema>& schema() {
         "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
       {"admin", {"address", "max_connections"}},
-      {"fips", {"selfprobe_interval"}},
+      {"fips", {"selfprobe_interval", "baseline", "require_kernel_fips"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
         "idle_timeout", "allow_remote_plaintext", "tls"}},
@@ -874,6 +874,25 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
       check_unknown_keys(c, *t, "fips", "fips", false);
       if (const toml::node* v = t->get("selfprobe_interval")) {
         if (auto d = get_duration(c, *v, "fips.selfprobe_interval")) s.fips.selfprobe_interval = *d;
+      }
+      if (const toml::node* v = t->get("baseline")) {
+        if (auto b = get_string(c, *v, "fips.baseline")) {
+          fs::path p(*b);
+          if (p.is_relative()) p = fs::path(c.base_dir) / p;
+          std::error_code ec;
+          if (!fs::is_regular_file(p, ec)) {
+            c.err(*v, "fips.baseline", "file '" + p.string() + "' does not exist");
+          } else {
+            s.fips.baseline = p.lexically_normal().string();
+          }
+        }
+      }
+      if (const toml::node* v = t->get("require_kernel_fips")) {
+        if (const auto* b = v->as_boolean()) {
+          s.fips.require_kernel_fips = b->get();
+        } else {
+          type_error(c, *v, "fips.require_kernel_fips", "a boolean");
+        }
       }
     } else {
       type_error(c, *n, "fips", "a table");

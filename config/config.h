@@ -101,6 +101,8 @@ struct Admin {
 // [fips]: runtime evidence settings.
 struct Fips {
   Millis selfprobe_interval{60000};  // in-memory policy probe of every live context
+  std::string baseline;              // fips-status --json report to compare with at startup
+  bool require_kernel_fips = false;  // refuse to start unless /proc/sys/crypto/fips_enabled = 1
 };
 
 struct Snapshot {

@@ -13,6 +13,7 @@
 #include "certs/fips_self_check.h"
 #include "config/config.h"
 #include "build_info.h"
+#include "proxy/fips_baseline.h"
 #include "proxy/server.h"
 
 namespace fp::proxy {
@@ -26,6 +27,7 @@ constexpr const char kUsage[] =
     "  run -c FILE            start the proxy (FIPS checks, config, certs, bind, serve)\n"
     "  check -c FILE          validate the config and load every certificate; exit 0 or 2\n"
     "  fips-status [--json]   run the FIPS startup checks and print the report; exit 0 or 3\n"
+    "  fips-status --diff F   compare with a baseline saved by `fips-status --json`; exit 0 or 3\n"
     "  version                print versions of fipsproxy, the FIPS module and libraries\n"
     "  help                   this text\n"
     "\n"
@@ -64,14 +66,31 @@ bool config_arg(const std::vector<std::string>& args, std::string& path, std::st
 
 int cmd_fips_status(const std::vector<std::string>& args) {
   bool json = false;
-  for (const auto& a : args) {
-    if (a == "--json") {
+  std::string diff_path;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
       json = true;
+    } else if (args[i] == "--diff" && i + 1 < args.size()) {
+      diff_path = args[++i];
     } else {
-      return usage_error("fips-status: unknown option '" + a + "'");
+      return usage_error("fips-status: unknown option '" + args[i] + "'");
     }
   }
   certs::FipsReport report = certs::run_fips_checks();
+  if (!diff_path.empty()) {
+    auto diff = fips_baseline_diff(report, diff_path);
+    if (!diff) {
+      std::fprintf(stderr, "fipsproxy: %s\n", diff.error().detail.c_str());
+      return kExitUsage;
+    }
+    if (diff->empty()) {
+      std::printf("no drift from %s\n", diff_path.c_str());
+      return report.ok() ? kExitOk : kExitFips;
+    }
+    std::printf("drift from %s:\n", diff_path.c_str());
+    for (const auto& d : *diff) std::printf("  %s\n", d.c_str());
+    return kExitFips;
+  }
   std::string out = json ? report.to_json() : report.to_text();
   std::fwrite(out.data(), 1, out.size(), stdout);
   if (!out.empty() && out.back() != '\n') std::fputc('\n', stdout);

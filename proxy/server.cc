@@ -20,6 +20,7 @@
 #include "build_info.h"
 #include "proxy/base/json.h"
 #include "proxy/cli.h"
+#include "proxy/fips_baseline.h"
 #include "proxy/stats.h"
 
 namespace fp::proxy {
@@ -231,6 +232,25 @@ int Server::run(const std::string& config_path) {
   }
   base::Level level;
   if (base::parse_level(loaded.snapshot->log_level, level)) base::set_log_level(level);
+  if (loaded.snapshot->fips.require_kernel_fips && fips.kernel_fips != "1") {
+    std::fprintf(stderr, "fipsproxy: FIPS check failed: kernel_fips: the node is not in FIPS mode "
+                 "(/proc/sys/crypto/fips_enabled: %s) and [fips] require_kernel_fips = true\n",
+                 fips.kernel_fips.c_str());
+    return kExitFips;
+  }
+  if (!loaded.snapshot->fips.baseline.empty()) {
+    auto diff = fips_baseline_diff(fips, loaded.snapshot->fips.baseline);
+    if (!diff) {
+      std::fprintf(stderr, "fipsproxy: %s\n", diff.error().detail.c_str());
+      return kExitUsage;
+    }
+    if (!diff->empty()) {
+      std::fprintf(stderr, "fipsproxy: FIPS check failed: baseline: drift from %s:\n",
+                   loaded.snapshot->fips.baseline.c_str());
+      for (const auto& d : *diff) std::fprintf(stderr, "  %s\n", d.c_str());
+      return kExitFips;
+    }
+  }
   FP_LOG_INFO("fips self-check passed", {"module", fips.module_name},
               {"module_version", fips.module_version}, {"module_hash", fips.module_hash_loaded},
               {"statement", fips.statement()});

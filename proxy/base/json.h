@@ -3,6 +3,8 @@
 // never break the line (control characters, quotes, invalid UTF-8 bytes as \u00XX).
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +12,11 @@
 namespace fp::base {
 
 void append_json_string(std::string& out, std::string_view value);
+
+// Reads the top-level fields of one JSON object whose values are strings, numbers, booleans or
+// null: strings are unescaped (\uXXXX for ASCII only), numbers/booleans kept as written; nested
+// arrays and objects are skipped. nullopt if the text is not a JSON object.
+std::optional<std::map<std::string, std::string>> parse_flat_json(std::string_view text);
 
 class JsonObject {
  public:
