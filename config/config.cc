@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 namespace fp::config {
 namespace fs = std::filesystem;
@@ -36,7 +38,7 @@ struct TableSchema {
 const std::vector<TableSchema>& schema() {
   static const std::vector<TableSchema> kSchema = {
       {"",
-       {"workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "listener",
+       {"include", "workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "listener",
         "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
       {"admin", {"address", "max_connections"}},
@@ -45,12 +47,12 @@ const std::vector<TableSchema>& schema() {
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
         "idle_timeout", "allow_remote_plaintext", "tls"}},
       {"listener.tls",
-       {"cert", "key", "ca", "require_client_cert", "allow_spiffe", "allow_dns", "alpn", "profile",
-        "min_version", "max_version"}},
+       {"cert", "key", "ca", "crl", "require_client_cert", "allow_spiffe", "allow_dns", "alpn",
+        "profile", "min_version", "max_version"}},
       {"cluster", {"name", "endpoints", "connect_timeout", "allow_remote_plaintext", "tls"}},
       {"cluster.tls",
-       {"cert", "key", "ca", "sni", "allow_spiffe", "allow_dns", "alpn", "profile", "min_version",
-        "max_version"}},
+       {"cert", "key", "ca", "crl", "sni", "allow_spiffe", "allow_dns", "alpn", "profile",
+        "min_version", "max_version"}},
   };
   return kSchema;
 }
@@ -152,14 +154,29 @@ const char* type_name(toml::node_type t) {
 // ---------------------------------------------------------------------------------------------
 
 struct Ctx {
-  std::string file;
-  std::string base_dir;
+  std::string file;      // the main file, as named by the caller
+  std::string base_dir;  // its directory
+  // Every file read (main and included), by the name used in errors -> its absolute directory,
+  // against which relative paths written in that file resolve.
+  std::map<std::string, std::string> dirs;
+  std::vector<std::string> files;  // the same names, in the order the files were read
+  bool incomplete = false;          // an included file could not be read or parsed
   std::vector<ConfigError> errors;
 
+  // The file a node came from: toml++ records the name each file was parsed under.
+  const std::string& file_of(const toml::source_region& r) const {
+    return r.path && !r.path->empty() ? *r.path : file;
+  }
   SourceLoc loc(const toml::source_region& r) const {
-    SourceLoc l{file, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
-    if (l.line <= 0) l = SourceLoc{file, 1, 1};
+    const std::string& f = file_of(r);
+    SourceLoc l{f, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+    if (l.line <= 0) l = SourceLoc{f, 1, 1};
     return l;
+  }
+  // The directory relative paths written at `n` resolve against.
+  const std::string& dir_of(const toml::node& n) const {
+    auto it = dirs.find(file_of(n.source()));
+    return it == dirs.end() ? base_dir : it->second;
   }
   void err(const toml::node& n, std::string key, std::string reason) {
     errors.push_back({loc(n.source()), std::move(key), std::move(reason)});
@@ -327,7 +344,7 @@ std::optional<std::string> get_file(Ctx& c, const toml::node& n, const std::stri
     return std::nullopt;
   }
   fs::path p(*v);
-  if (p.is_relative()) p = fs::path(c.base_dir) / p;
+  if (p.is_relative()) p = fs::path(c.dir_of(n)) / p;
   std::error_code ec;
   fs::path abs = fs::absolute(p, ec);
   if (ec) abs = p;
@@ -505,6 +522,16 @@ std::optional<TlsConfig> parse_tls(Ctx& c, const toml::node& node, const std::st
   }
   if (ca) {
     if (auto v = get_file(c, *ca, prefix + ".ca")) tls.ca = *v;
+  }
+  if (const toml::node* n = t->get("crl")) {
+    if (auto items = get_string_array(c, *n, prefix + ".crl")) {
+      for (const auto& it : *items) {
+        if (auto v = get_file(c, *it.node, it.key)) tls.crl.push_back(*v);
+      }
+    }
+    if (server && !tls.require_client_cert) {
+      c.err(*n, prefix + ".crl", "crl has no effect when require_client_cert = false");
+    }
   }
   if (server) {
     if (const toml::node* n = t->get("require_client_cert")) {
@@ -831,7 +858,7 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
         c.err(*n, "access_log", "must be \"stderr\", \"off\" or a file path");
       } else {
         fs::path p(*v);
-        if (p.is_relative()) p = fs::path(c.base_dir) / p;
+        if (p.is_relative()) p = fs::path(c.dir_of(*n)) / p;
         std::error_code ec;
         fs::path abs = fs::absolute(p, ec);
         if (ec) abs = p;
@@ -1007,6 +1034,169 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
   for (auto& cs : clusters) s.clusters.push_back(std::move(cs.cl));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Includes: `include = ["conf.d/*.toml", "extra.toml"]` at the top level of any file.
+// ---------------------------------------------------------------------------------------------
+
+struct IncludedFile {
+  std::string canonical;  // for cycle / duplicate detection
+  std::string shown;      // the name used in errors
+};
+
+struct IncludeState {
+  std::vector<IncludedFile> stack;             // the chain of files being read (cycle check)
+  std::map<std::string, SourceLoc> included;   // canonical path -> the include entry that read it
+};
+
+bool has_glob_meta(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+std::string canonical_of(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(p, ec);
+  return (ec ? p.lexically_normal() : c).string();
+}
+
+std::optional<toml::table> parse_toml(Ctx& c, const std::string& text, const std::string& name) {
+  try {
+    return toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    SourceLoc l{name, static_cast<int>(e.source().begin.line),
+                static_cast<int>(e.source().begin.column)};
+    c.errors.push_back({l, "", "TOML syntax error: " + std::string(e.description())});
+    return std::nullopt;
+  }
+}
+
+// Moves the keys of an included file's top-level table into `root`. [[listener]] and [[cluster]]
+// elements are appended; any other key defined in two files is an error naming both.
+void merge_into(Ctx& c, toml::table& root, toml::table& inc) {
+  for (auto&& [k, v] : inc) {
+    auto it = root.find(k.str());
+    if (it == root.end()) {
+      root.insert(k, std::move(v));
+      continue;
+    }
+    const bool appendable = k.str() == "listener" || k.str() == "cluster";
+    if (appendable && it->second.is_array() && v.is_array()) {
+      toml::array& dst = *it->second.as_array();
+      for (auto& e : *v.as_array()) dst.push_back(std::move(e));
+      continue;
+    }
+    c.err(c.loc(k.source()), std::string(k.str()),
+          "'" + std::string(k.str()) + "' is already defined at " + loc_str(c.loc(it->first.source())) +
+              (appendable ? " (as a different type)"
+                          : " (only [[listener]] and [[cluster]] may appear in more than one file)"));
+  }
+}
+
+void process_includes(Ctx& c, toml::table& root, toml::table& file, bool is_root,
+                      const std::string& shown, const std::string& abs_dir, IncludeState& st);
+
+// Reads one included file (found by an include entry at `at`) and merges it into root.
+void include_file(Ctx& c, toml::table& root, const fs::path& abs, const std::string& shown,
+                  const SourceLoc& at, const std::string& key, IncludeState& st) {
+  const std::string canon = canonical_of(abs);
+  for (size_t i = 0; i < st.stack.size(); ++i) {
+    if (st.stack[i].canonical != canon) continue;
+    std::string chain;
+    for (size_t j = i; j < st.stack.size(); ++j) chain += st.stack[j].shown + " -> ";
+    c.err(at, key, "include cycle: " + chain + shown);
+    return;
+  }
+  if (auto it = st.included.find(canon); it != st.included.end()) {
+    c.err(at, key, "'" + shown + "' is already included (at " + loc_str(it->second) + ")");
+    return;
+  }
+  st.included.emplace(canon, at);
+  std::error_code ec;
+  if (fs::is_directory(abs, ec)) {
+    c.err(at, key, "cannot read '" + shown + "': is a directory");
+    c.incomplete = true;
+    return;
+  }
+  std::ifstream in(abs, std::ios::binary);
+  if (!in) {
+    c.err(at, key, "cannot read '" + shown + "': " + std::strerror(errno));
+    c.incomplete = true;
+    return;
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  c.dirs[shown] = fs::absolute(abs, ec).lexically_normal().parent_path().string();
+  c.files.push_back(shown);
+  std::optional<toml::table> tbl = parse_toml(c, buf.str(), shown);
+  if (!tbl) {
+    c.incomplete = true;
+    return;
+  }
+  st.stack.push_back({canon, shown});
+  process_includes(c, root, *tbl, false, shown, c.dirs[shown], st);
+  st.stack.pop_back();
+}
+
+// Takes `include` out of `file`, merges `file` into `root` (unless it is the root), then reads
+// every included file in order: the file's own keys come first, then its includes, depth-first.
+void process_includes(Ctx& c, toml::table& root, toml::table& file, bool is_root,
+                      const std::string& shown, const std::string& abs_dir, IncludeState& st) {
+  struct Entry {
+    std::string pattern;
+    SourceLoc at;
+    std::string key;
+  };
+  std::vector<Entry> entries;
+  if (const toml::node* n = file.get("include")) {
+    if (auto items = get_string_array(c, *n, "include")) {
+      for (const auto& it : *items) {
+        if (it.value.empty()) {
+          c.err(*it.node, it.key, "must not be empty");
+          continue;
+        }
+        entries.push_back({it.value, c.loc(it.node->source()), it.key});
+      }
+    }
+    file.erase("include");
+  }
+  if (!is_root) merge_into(c, root, file);
+
+  const fs::path shown_dir = fs::path(shown).parent_path();
+  for (const Entry& e : entries) {
+    const fs::path pat(e.pattern);
+    const fs::path abs_pat = pat.is_absolute() ? pat : fs::path(abs_dir) / pat;
+    auto shown_of = [&](const fs::path& abs) {
+      if (pat.is_absolute()) return abs.lexically_normal().string();
+      return (shown_dir / abs.lexically_relative(abs_dir)).lexically_normal().string();
+    };
+    if (!has_glob_meta(e.pattern)) {
+      std::error_code ec;
+      if (!fs::exists(abs_pat, ec)) {
+        c.err(e.at, e.key, "cannot read '" + shown_of(abs_pat) + "': no such file");
+        c.incomplete = true;
+        continue;
+      }
+      include_file(c, root, abs_pat, shown_of(abs_pat), e.at, e.key, st);
+      continue;
+    }
+    // A pattern: its matches in byte order; directories are skipped; no match is not an error
+    // (an empty conf.d is a valid deployment).
+    glob_t g{};
+    const int rc = ::glob(abs_pat.c_str(), GLOB_NOSORT | GLOB_MARK, nullptr, &g);
+    std::vector<std::string> matches;
+    if (rc == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) {
+        std::string m = g.gl_pathv[i];
+        if (!m.empty() && m.back() != '/') matches.push_back(std::move(m));
+      }
+    }
+    ::globfree(&g);
+    if (rc != 0 && rc != GLOB_NOMATCH) {
+      c.err(e.at, e.key, "cannot expand '" + e.pattern + "'");
+      continue;
+    }
+    std::sort(matches.begin(), matches.end());
+    for (const std::string& m : matches) include_file(c, root, fs::path(m), shown_of(fs::path(m)), e.at, e.key, st);
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -1063,22 +1253,34 @@ LoadResult load_string(const std::string& text, const std::string& name,
     Ctx c;
     c.file = name;
     c.base_dir = base_dir.empty() ? "." : base_dir;
-    toml::table root;
-    try {
-      root = toml::parse(text, name);
-    } catch (const toml::parse_error& e) {
-      SourceLoc l{name, static_cast<int>(e.source().begin.line),
-                  static_cast<int>(e.source().begin.column)};
-      r.errors.push_back({l, "", "TOML syntax error: " + std::string(e.description())});
+    std::error_code ec;
+    fs::path abs_dir = fs::absolute(fs::path(c.base_dir), ec);
+    if (ec) abs_dir = fs::path(c.base_dir);
+    abs_dir = abs_dir.lexically_normal();
+    c.dirs[name] = abs_dir.string();
+    c.files.push_back(name);
+    std::optional<toml::table> root = parse_toml(c, text, name);
+    if (!root) {
+      r.errors = std::move(c.errors);
       return r;
     }
+    IncludeState st;
+    st.stack.push_back({canonical_of(abs_dir / fs::path(name).filename()), name});
+    process_includes(c, *root, *root, true, name, abs_dir.string(), st);
     Snapshot s;
     s.path = name;
-    validate(c, root, s);
-    // File order reads best; ties keep the order the rules ran in.
+    // A file that could not be read or parsed leaves the merged config incomplete: checking it
+    // would only add misleading errors ("at least one [[listener]] is required").
+    if (!c.incomplete) validate(c, *root, s);
+    // File order reads best (the main file first, then included files in the order they were
+    // read); ties keep the order the rules ran in.
+    std::map<std::string, size_t> file_rank;
+    for (const auto& f : c.files) file_rank.emplace(f, file_rank.size());
+    for (const auto& e : c.errors) file_rank.emplace(e.loc.file, file_rank.size());
     std::stable_sort(c.errors.begin(), c.errors.end(),
-                     [](const ConfigError& a, const ConfigError& b) {
-                       return std::pair(a.loc.line, a.loc.col) < std::pair(b.loc.line, b.loc.col);
+                     [&](const ConfigError& a, const ConfigError& b) {
+                       return std::tuple(file_rank[a.loc.file], a.loc.line, a.loc.col) <
+                              std::tuple(file_rank[b.loc.file], b.loc.line, b.loc.col);
                      });
     r.errors = std::move(c.errors);
     if (r.errors.empty()) r.snapshot = std::move(s);

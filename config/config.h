@@ -46,6 +46,8 @@ struct TlsConfig {
   std::string cert;  // PEM chain, leaf first
   std::string key;   // PEM private key
   std::string ca;    // PEM bundle used to verify the peer
+  // PEM CRL files checked against the peer's whole chain (every issuer needs a CRL here).
+  std::vector<std::string> crl;
   // Server role: require and verify a client certificate (mTLS). Default true.
   bool require_client_cert = true;
   // Peer identity allow-lists; empty lists mean "any identity the CA vouches for".
