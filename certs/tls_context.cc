@@ -2,10 +2,13 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 
 #include "certs/libssl_patch.h"
 #include "certs/pem.h"
@@ -155,6 +158,95 @@ std::string chain_policy_hook(X509_STORE_CTX* store, config::Profile profile) {
   return chain_policy_violation(v, profile);
 }
 
+std::string ssl_error_reason();
+
+std::string serial_hex(X509* cert) {
+  bssl::UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr));
+  if (!bn) return "?";
+  bssl::UniquePtr<char> hex(BN_bn2hex(bn.get()));
+  return hex ? std::string(hex.get()) : "?";
+}
+
+// ---- CRLs (TlsConfig::crl): every CRL in every file goes into the trust store; the whole chain
+// is checked (CRL_CHECK | CRL_CHECK_ALL), so every CA in the peer's chain needs a CRL. Errors
+// name the file: "PATH: reason".
+Result<std::vector<bssl::UniquePtr<X509_CRL>>> load_crls(const std::string& path) {
+  auto fail = [&](const std::string& why) {
+    return make_error(Code::CertInvalid, Side::Internal, path + ": " + why);
+  };
+  errno = 0;
+  bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) {
+    ERR_clear_error();
+    return fail(std::string("cannot read: ") + (errno ? std::strerror(errno) : "open failed"));
+  }
+  std::vector<bssl::UniquePtr<X509_CRL>> out;
+  for (;;) {
+    bssl::UniquePtr<X509_CRL> crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+    if (!crl) {
+      const uint32_t e = ERR_peek_last_error();
+      if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+        ERR_clear_error();
+        break;  // end of file
+      }
+      return fail("bad PEM CRL: " + ssl_error_reason());
+    }
+    out.push_back(std::move(crl));
+  }
+  if (out.empty()) return fail("no CRL found");
+  return out;
+}
+
+std::string name_string(X509_NAME* name) {
+  bssl::UniquePtr<BIO> b(BIO_new(BIO_s_mem()));
+  if (!b || X509_NAME_print_ex(b.get(), name, 0, XN_FLAG_RFC2253) < 0) return "?";
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  BIO_mem_contents(b.get(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+// Loads every CRL of cfg.crl into `store` and turns on whole-chain checking. Each CRL must be
+// current and verify under a CA of `cas` when it names one; each CA of `cas` needs a CRL.
+Result<void> add_crls(X509_STORE* store, const config::TlsConfig& cfg,
+                      const std::vector<bssl::UniquePtr<X509>>& cas) {
+  std::vector<bool> covered(cas.size(), false);
+  for (const std::string& path : cfg.crl) {
+    auto crls = load_crls(path);
+    if (!crls) return crls.error();
+    for (auto& crl : crls.value()) {
+      X509_NAME* issuer = X509_CRL_get_issuer(crl.get());
+      const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+      if (next != nullptr && X509_cmp_current_time(next) < 0) {
+        return make_error(Code::CertInvalid, Side::Internal,
+                          path + ": CRL from '" + name_string(issuer) + "' has expired (nextUpdate passed)");
+      }
+      for (size_t i = 0; i < cas.size(); ++i) {
+        if (X509_NAME_cmp(issuer, X509_get_subject_name(cas[i].get())) != 0) continue;
+        bssl::UniquePtr<EVP_PKEY> pub(X509_get_pubkey(cas[i].get()));
+        if (!pub || X509_CRL_verify(crl.get(), pub.get()) != 1) {
+          ERR_clear_error();
+          continue;  // same name, other key: another CA may still match
+        }
+        covered[i] = true;
+      }
+      if (X509_STORE_add_crl(store, crl.get()) != 1) {  // takes its own reference
+        return make_error(Code::CertInvalid, Side::Internal, path + ": cannot add CRL: " + ssl_error_reason());
+      }
+    }
+  }
+  for (size_t i = 0; i < cas.size(); ++i) {
+    if (covered[i]) continue;
+    return make_error(Code::CertInvalid, Side::Internal,
+                      cfg.crl.front() + ": no CRL from CA '" + subject_string(cas[i].get()) + "' (in " + cfg.ca +
+                          "); with crl set, every CA in the chain needs a current CRL signed by it");
+  }
+  if (X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1) {
+    return make_error(Code::TlsSetupFailed, Side::Internal, cfg.crl.front() + ": cannot enable CRL checking");
+  }
+  return {};
+}
+
 int on_verify_cert(X509_STORE_CTX* store, void* arg) noexcept {
   const auto* tc = static_cast<const TlsContext*>(arg);
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
@@ -172,6 +264,13 @@ int on_verify_cert(X509_STORE_CTX* store, void* arg) noexcept {
       if (why.empty()) why = X509_verify_cert_error_string(err);
       record(ssl, Code::PeerCertPolicy,
              "certificate " + std::to_string(depth) + " (" + (bad ? subject_string(bad) : "?") + "): " + why);
+      return 0;
+    }
+    if (err == X509_V_ERR_CERT_REVOKED) {
+      X509* bad = X509_STORE_CTX_get_current_cert(store);
+      record(ssl, Code::PeerCertRevoked,
+             "certificate " + std::to_string(depth) + " (" + (bad ? subject_string(bad) : "?") +
+                 ", serial " + (bad ? serial_hex(bad) : "?") + ") is revoked");
       return 0;
     }
     const Code code = (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID)
@@ -370,6 +469,9 @@ Result<std::shared_ptr<const TlsContext>> build_context(Role role, const std::st
         }
         ERR_clear_error();
       }
+    }
+    if (!cfg.crl.empty()) {
+      if (Result<void> r = add_crls(store, cfg, cas.value()); !r) return r.error();
     }
   }
   if (role == Role::Server) {

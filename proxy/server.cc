@@ -120,6 +120,7 @@ std::vector<std::string> tls_files(const config::Snapshot& cfg) {
     for (const std::string* f : {&t->cert, &t->key, &t->ca}) {
       if (!f->empty()) files.push_back(*f);
     }
+    files.insert(files.end(), t->crl.begin(), t->crl.end());  // CRLs rotate like certificates
   };
   for (const auto& l : cfg.listeners) add(l.tls);
   for (const auto& c : cfg.clusters) add(c.tls);

@@ -24,6 +24,7 @@ namespace fp::base {
   X(PeerCertMissing, "peer_cert_missing", "the peer sent no certificate")                     \
   X(PeerCertUntrusted, "peer_cert_untrusted", "the peer certificate does not chain to a trusted CA") \
   X(PeerCertExpired, "peer_cert_expired", "the peer certificate is expired or not yet valid") \
+  X(PeerCertRevoked, "peer_cert_revoked", "a certificate in the peer chain is revoked by a configured CRL") \
   X(PeerCertPolicy, "peer_cert_policy", "the peer certificate chain violates the FIPS policy") \
   X(PeerIdentityDenied, "peer_identity_denied", "the peer identity is not on the allow-list")  \
   X(HandshakeTimeout, "handshake_timeout", "the TLS handshake did not finish in time")        \
