@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "build_info.h"
 #include "proxy/fips_baseline.h"
+#include "proxy/explain.h"
 #include "proxy/server.h"
 
 namespace fp::proxy {
@@ -116,7 +117,20 @@ int cmd_version() {
   return kExitOk;
 }
 
-int cmd_check(const std::vector<std::string>& args) {
+int cmd_check(const std::vector<std::string>& all_args) {
+  // check -c FILE [--explain [--json]]
+  bool explain = false, json = false;
+  std::vector<std::string> args;
+  for (const std::string& a : all_args) {
+    if (a == "--explain") {
+      explain = true;
+    } else if (a == "--json") {
+      json = true;
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (json && !explain) return usage_error("check: --json needs --explain");
   std::string path, err;
   if (!config_arg(args, path, err)) return usage_error("check: " + err);
   config::LoadResult loaded = config::load_file(path);
@@ -133,6 +147,15 @@ int cmd_check(const std::vector<std::string>& args) {
   if (Result<void> p = probe_runtime(**rt); !p) {
     std::fprintf(stderr, "fipsproxy: policy self-probe failed: %s\n", p.error().detail.c_str());
     return kExitFips;
+  }
+  if (explain) {
+    Result<std::string> text = explain_config((*rt)->cfg, json);
+    if (!text) {
+      std::fprintf(stderr, "%s\n", text.error().detail.c_str());
+      return kExitUsage;
+    }
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    if (json) return kExitOk;  // stdout is one JSON object
   }
   std::printf("%s: ok (%zu listener(s), %zu cluster(s))\n", path.c_str(), (*rt)->listeners.size(),
               (*rt)->clusters.size());
