@@ -38,11 +38,12 @@ struct TableSchema {
 const std::vector<TableSchema>& schema() {
   static const std::vector<TableSchema> kSchema = {
       {"",
-       {"include", "workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "listener",
+       {"include", "workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "audit", "listener",
         "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
       {"admin", {"address", "max_connections"}},
       {"fips", {"selfprobe_interval", "baseline", "require_kernel_fips"}},
+      {"audit", {"path", "max_size", "keep"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
         "idle_timeout", "allow_remote_plaintext", "tls"}},
@@ -923,6 +924,36 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
       }
     } else {
       type_error(c, *n, "fips", "a table");
+    }
+  }
+  if (const toml::node* n = root.get("audit")) {
+    if (const toml::table* t = n->as_table()) {
+      check_unknown_keys(c, *t, "audit", "audit", false);
+      Audit audit;
+      bool ok = false;
+      if (const toml::node* p = require(c, *t, "path", "audit", "[audit]")) {
+        if (auto v = get_string(c, *p, "audit.path")) {
+          fs::path ap(*v);
+          if (ap.is_relative()) ap = fs::path(c.base_dir) / ap;
+          std::error_code ec;
+          fs::path abs = fs::absolute(ap, ec).lexically_normal();
+          if (!fs::is_directory(abs.parent_path(), ec)) {
+            c.err(*p, "audit.path", "directory '" + abs.parent_path().string() + "' does not exist");
+          } else {
+            audit.path = abs.string();
+            ok = true;
+          }
+        }
+      }
+      if (const toml::node* m = t->get("max_size")) {
+        if (auto v = get_size(c, *m, "audit.max_size")) audit.max_bytes = *v;
+      }
+      if (const toml::node* k = t->get("keep")) {
+        if (auto v = get_int(c, *k, "audit.keep", 1, 1000)) audit.keep = static_cast<unsigned>(*v);
+      }
+      if (ok) s.audit = audit;
+    } else {
+      type_error(c, *n, "audit", "a table");
     }
   }
   if (const toml::node* n = root.get("admin")) {

@@ -107,6 +107,13 @@ struct Fips {
   bool require_kernel_fips = false;  // refuse to start unless /proc/sys/crypto/fips_enabled = 1
 };
 
+// [audit]: the hash-chained handshake audit log.
+struct Audit {
+  std::string path;
+  uint64_t max_bytes = 64ull << 20;  // rotate before the live file would exceed this
+  unsigned keep = 5;                 // files kept, the live one included
+};
+
 struct Snapshot {
   std::string path;      // the main config file
   unsigned workers = 0;  // 0 = number of CPUs
@@ -116,6 +123,7 @@ struct Snapshot {
   Limits limits;
   std::optional<Admin> admin;
   Fips fips;
+  std::optional<Audit> audit;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 

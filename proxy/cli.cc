@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -10,6 +11,8 @@
 
 #include <toml++/toml.h>
 
+#include "certs/audit_chain.h"
+#include "certs/cbom.h"
 #include "certs/fips_self_check.h"
 #include "config/config.h"
 #include "build_info.h"
@@ -30,6 +33,8 @@ constexpr const char kUsage[] =
     "  fips-status [--json]   run the FIPS startup checks and print the report; exit 0 or 3\n"
     "  fips-status --diff F   compare with a baseline saved by `fips-status --json`; exit 0 or 3\n"
     "  version                print versions of fipsproxy, the FIPS module and libraries\n"
+    "  cbom [-c FILE]         CycloneDX 1.6 cryptographic bill of materials (JSON)\n"
+    "  audit verify FILE...   check the hash chain of audit logs; exit 0 or 1\n"
     "  help                   this text\n"
     "\n"
     "exit codes: 0 ok, 1 runtime failure, 2 bad usage or config, 3 FIPS self-check failure\n";
@@ -162,6 +167,62 @@ int cmd_check(const std::vector<std::string>& all_args) {
   return kExitOk;
 }
 
+// Every cert/CA file a config names, in config order, without repeats.
+std::vector<std::string> config_cert_files(const config::Snapshot& cfg) {
+  std::vector<std::string> files;
+  auto add = [&](const std::optional<config::TlsConfig>& t) {
+    if (!t) return;
+    for (const std::string* f : {&t->cert, &t->ca}) {
+      if (!f->empty() && std::find(files.begin(), files.end(), *f) == files.end()) files.push_back(*f);
+    }
+  };
+  for (const auto& l : cfg.listeners) add(l.tls);
+  for (const auto& c : cfg.clusters) add(c.tls);
+  return files;
+}
+
+int cmd_cbom(const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  std::string profile = "strict";
+  if (!args.empty()) {
+    std::string path, err;
+    if (!config_arg(args, path, err)) return usage_error("cbom: " + err);
+    config::LoadResult loaded = config::load_file(path);
+    if (!loaded.errors.empty()) {
+      for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+      return kExitUsage;
+    }
+    files = config_cert_files(*loaded.snapshot);
+    for (const auto& l : loaded.snapshot->listeners) {
+      if (l.tls && l.tls->profile == config::Profile::Extended) profile = "extended";
+    }
+  }
+  auto certs = certs::cbom_certs_from_files(files);
+  if (!certs) {
+    std::fprintf(stderr, "fipsproxy: %s\n", certs.error().detail.c_str());
+    return kExitUsage;
+  }
+  std::string out = certs::make_cbom(certs::run_fips_checks(), *certs, profile);
+  std::printf("%s\n", out.c_str());
+  return kExitOk;
+}
+
+int cmd_audit(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "verify" || args.size() < 2) {
+    return usage_error("audit: expected `audit verify FILE...`");
+  }
+  std::vector<std::string> files(args.begin() + 1, args.end());
+  certs::AuditVerifyResult r = certs::verify_audit_files(files);
+  if (!r.ok) {
+    std::printf("%s\n", r.first_break.c_str());
+    return kExitRuntime;
+  }
+  std::printf("ok: %zu records%s; head %s\n", r.records,
+              r.anchored_at_genesis ? " from genesis" : " (oldest file starts at a rotation)",
+              r.head.c_str());
+  return kExitOk;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   std::string path, err;
   if (!config_arg(args, path, err)) return usage_error("run: " + err);
@@ -179,6 +240,8 @@ int cli_main(int argc, char** argv) {
   if (cmd == "check") return cmd_check(args);
   if (cmd == "fips-status") return cmd_fips_status(args);
   if (cmd == "version" || cmd == "--version") return cmd_version();
+  if (cmd == "cbom") return cmd_cbom(args);
+  if (cmd == "audit") return cmd_audit(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);
     return kExitOk;

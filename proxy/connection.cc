@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "certs/audit_chain.h"
 #include "proxy/base/json.h"
 #include "proxy/base/log.h"
 #include "proxy/worker.h"
@@ -367,7 +368,9 @@ void Connection::drive_handshake(Endpoint& ep) {
   flush(ep);
   if (step == TlsTransport::Step::WantRead) return;
   if (step == TlsTransport::Step::Failed) {
-    fail(ep.tls->failure(side_of(ep)));
+    Error e = ep.tls->failure(side_of(ep));
+    audit_handshake(ep, &e);
+    fail(std::move(e));
     return;
   }
   // Second gate behind the library: what was negotiated is re-checked against the table.
@@ -375,9 +378,14 @@ void Connection::drive_handshake(Endpoint& ep) {
   if (!gate) {
     Error e = gate.error();
     e.side = side_of(ep);
+    FP_LOG_ERROR("post-handshake policy gate refused a negotiated parameter", {"conn", id_},
+                 {"listener", listener_.cfg->name}, {"side", base::side_name(e.side)},
+                 {"detail", e.detail});
+    audit_handshake(ep, &e);
     fail(std::move(e));
     return;
   }
+  audit_handshake(ep, nullptr);
   if (ep.is_down) {
     down_info_ = ep.tls->info();
     down_tls_done_ = true;
@@ -575,8 +583,37 @@ void Connection::on_timer() {
 
 // --- closing ------------------------------------------------------------------------------
 
+void Connection::audit_handshake(Endpoint& ep, const Error* failure) {
+  bool& done = ep.is_down ? down_audited_ : up_audited_;
+  if (done) return;
+  done = true;
+  AuditLog* log = rt_->audit.get();
+  if (log == nullptr) return;
+  certs::AuditEvent ev;
+  ev.listener = ep.is_down ? listener_.cfg->name : listener_.cluster->cfg->name;
+  ev.role = ep.is_down ? "server" : "client";
+  ev.peer_address = ep.is_down ? peer_addr_ : upstream_addr_;
+  if (ep.tls) {
+    const certs::HandshakeInfo info = ep.tls->info();
+    ev.sni = info.sni;
+    ev.version = failure ? "" : info.version;
+    ev.cipher = info.cipher;
+    ev.group = info.group;
+    ev.sigalg = info.sigalg;
+    ev.resumed = info.resumed;
+    ev.peer = info.peer;
+  }
+  ev.verdict = failure ? "rejected" : "approved";
+  ev.reason = failure ? std::string(base::token(failure->code)) : "ok";
+  if (failure) ev.detail = failure->detail;
+  log->submit(certs::audit_record(ev));
+}
+
 void Connection::fail(Error error) {
   if (closing_) return;
+  // A handshake that ends here unfinished (timeout, reset, drain) is still an attempt.
+  if (down_.tls && !down_tls_done_) audit_handshake(down_, &error);
+  if (up_.tls && !up_tls_done_) audit_handshake(up_, &error);
   closing_ = true;
   state_ = State::Closing;
   close_reason_ = std::move(error);

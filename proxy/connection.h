@@ -98,6 +98,8 @@ class Connection {
   void fail(Error error);
   void finish_close();
   void count_close();
+  // One audit record per handshake attempt (both roles, failures too); at most once per side.
+  void audit_handshake(Endpoint& ep, const Error* failure);
   void write_access_log();
   void handle_closed();
 
@@ -135,6 +137,8 @@ class Connection {
   certs::HandshakeInfo up_info_;
   bool down_tls_done_ = false;
   bool up_tls_done_ = false;
+  bool down_audited_ = false;
+  bool up_audited_ = false;
   Error close_reason_{Code::Completed, Side::Internal, ""};
 };
 

@@ -12,6 +12,7 @@
 #include "certs/tls_context.h"
 #include "config/config.h"
 #include "proxy/access_log.h"
+#include "proxy/audit_log.h"
 
 namespace fp::proxy {
 
@@ -36,6 +37,7 @@ struct Runtime {
   std::vector<std::unique_ptr<ClusterRuntime>> clusters;
   std::vector<std::unique_ptr<ListenerRuntime>> listeners;
   std::shared_ptr<AccessLog> access_log;
+  std::shared_ptr<AuditLog> audit;  // one per process, shared by every generation; may be null
   unsigned workers = 1;
 
   const ListenerRuntime* find_listener(const std::string& address_text) const {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "certs/cbom.h"
 #include "certs/fips_self_check.h"
 #include "certs/self_probe.h"
 #include "proxy/base/log.h"
@@ -263,6 +264,15 @@ int Server::run(const std::string& config_path) {
   }
   std::shared_ptr<Runtime> rt = std::move(built.value());
   rt->generation = ++generation_;
+  if (rt->cfg.audit) {
+    auto audit = AuditLog::open(rt->cfg.audit->path, rt->cfg.audit->max_bytes, rt->cfg.audit->keep);
+    if (!audit) {
+      std::fprintf(stderr, "fipsproxy: audit log: %s\nfipsproxy: not started\n", audit.error().detail.c_str());
+      return kExitUsage;
+    }
+    audit_ = std::move(audit.value());
+    rt->audit = audit_;
+  }
   // 3b. Policy self-probe of every context (FIPS-POLICY §10 check 9), still before any bind.
   if (Result<void> p = probe_runtime(*rt); !p) {
     std::fprintf(stderr, "fipsproxy: policy self-probe failed: %s\n", p.error().detail.c_str());
@@ -339,6 +349,7 @@ int Server::run(const std::string& config_path) {
   }, nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+  if (audit_) audit_->close();  // workers are stopped: flush and sync the chain
   FP_LOG_INFO("stopped", {"reason", draining_ ? "drained" : "exit"});
   return kExitOk;
 }
@@ -370,6 +381,10 @@ bool Server::reload(bool reread_config, const char* why) {
   auto built = build_runtime(std::move(cfg), rt_.get());
   if (!built) return failed(built.error().detail);
   std::shared_ptr<Runtime> next = std::move(built.value());
+  next->audit = audit_;
+  if ((next->cfg.audit ? next->cfg.audit->path : "") != (audit_ ? audit_->path() : "")) {
+    FP_LOG_WARN("reload: a change of [audit] takes effect only after a restart");
+  }
   if (Result<void> p = probe_runtime(*next); !p) return failed("policy self-probe failed: " + p.error().detail);
   if (next->workers != workers_.size()) {
     FP_LOG_WARN("reload: a change of 'workers' takes effect only after a restart",
@@ -653,6 +668,11 @@ std::string Server::metrics_text() {
         l->active->load(std::memory_order_relaxed);
   }
   for (const auto& [k, v] : admin_requests_) values[k] = static_cast<double>(v);
+  if (audit_) {
+    values["fipsproxy_audit_records_total"] = static_cast<double>(audit_->written_total());
+    values["fipsproxy_audit_dropped_total"] = static_cast<double>(audit_->dropped_total());
+    values["fipsproxy_audit_write_errors_total"] = static_cast<double>(audit_->write_errors_total());
+  }
   return render_prometheus(values);
 }
 
@@ -675,6 +695,55 @@ void Server::handle_admin(const std::string& method, const std::string& path,
   } else if (path == "/config" && get) {
     r.content_type = "application/json";
     r.body = config_json() + "\n";
+  } else if ((path == "/certs" || path == "/cbom") && get) {
+    std::vector<std::string> files;
+    std::string profile = "strict";
+    auto add = [&](const std::optional<config::TlsConfig>& t) {
+      if (!t) return;
+      if (t->profile == config::Profile::Extended) profile = "extended";
+      for (const std::string* f : {&t->cert, &t->ca}) {
+        if (!f->empty() && std::find(files.begin(), files.end(), *f) == files.end()) files.push_back(*f);
+      }
+    };
+    for (const auto& l : rt_->cfg.listeners) add(l.tls);
+    for (const auto& c : rt_->cfg.clusters) add(c.tls);
+    auto certs = certs::cbom_certs_from_files(files);
+    r.content_type = "application/json";
+    if (!certs) {
+      r.status = 500;
+      std::string e;
+      base::append_json_string(e, certs.error().detail);
+      r.body = "{\"error\":" + e + "}\n";
+    } else if (path == "/cbom") {
+      r.body = certs::make_cbom(fips_, *certs, profile) + "\n";
+    } else {
+      const time_t now = time(nullptr);
+      std::string list = "[";
+      for (size_t i = 0; i < certs->size(); ++i) {
+        const certs::CbomCert& c = (*certs)[i];
+        struct tm tm = {};
+        long days = -1;
+        if (strptime(c.not_after.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) != nullptr) {
+          days = static_cast<long>((timegm(&tm) - now) / 86400);
+        }
+        base::JsonObject j;
+        j.str("path", c.path)
+            .str("subject", c.subject)
+            .str("issuer", c.issuer)
+            .str("key", c.key_desc)
+            .str("signature", c.sig_alg)
+            .str("not_before", c.not_before)
+            .str("not_after", c.not_after)
+            .num("days_left", days)
+            .str("sha256", c.sha256)
+            .str("verdict", "approved (loaded and checked against the FIPS policy)");
+        list += (i ? "," : "") + j.done();
+      }
+      list += "]";
+      base::JsonObject root;
+      root.unum("generation", rt_->generation).raw("certs", list).str("last_reload_error", last_reload_error_);
+      r.body = root.done() + "\n";
+    }
   } else if (path == "/reload" && method == "POST") {
     if (draining_) {
       r.status = 503;
@@ -691,12 +760,13 @@ void Server::handle_admin(const std::string& method, const std::string& path,
     r.body = "draining\n";
     begin_drain("admin");
   } else if (path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/fips" ||
-             path == "/config" || path == "/reload" || path == "/drain") {
+             path == "/config" || path == "/certs" || path == "/cbom" || path == "/reload" ||
+             path == "/drain") {
     r.status = 405;
     r.body = "method not allowed\n";
   } else {
     r.status = 404;
-    r.body = "not found; try /healthz /ready /metrics /fips /config, POST /reload /drain\n";
+    r.body = "not found; try /healthz /ready /metrics /fips /config /certs /cbom, POST /reload /drain\n";
   }
   ++admin_requests_[series("fipsproxy_admin_requests_total",
                            {{"path", r.status == 404 ? "other" : path}, {"status", std::to_string(r.status)}})];

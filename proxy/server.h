@@ -78,6 +78,7 @@ class Server {
   std::vector<std::unique_ptr<DirWatch>> dir_watches_;
   std::string cert_fp_;
   std::unique_ptr<AdminServer> admin_;
+  std::shared_ptr<AuditLog> audit_;
   certs::FipsReport fips_;
   bool ready_ = false;
   std::string last_reload_error_;

@@ -48,6 +48,9 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_tls_handshakes_total", "counter", "completed TLS handshakes by role, version, suite, group and signature algorithm"},
       {"fipsproxy_tls_policy_rejections_total", "counter", "handshakes refused or closed by the FIPS policy or peer verification, by reason"},
       {"fipsproxy_bytes_total", "counter", "plaintext bytes per listener and direction"},
+      {"fipsproxy_audit_records_total", "counter", "handshake audit records written to the chain"},
+      {"fipsproxy_audit_dropped_total", "counter", "audit records dropped because the writer queue was full (the chain records each gap)"},
+      {"fipsproxy_audit_write_errors_total", "counter", "audit log write errors"},
       {"fipsproxy_admin_requests_total", "counter", "admin endpoint requests by path and status"},
   };
   return kMetrics;

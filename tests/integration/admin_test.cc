@@ -109,6 +109,14 @@ TEST_CASE("admin: healthz, ready, metrics, fips, config, reload and drain", "[fa
   CHECK(cfg.body.find("\"generation\":1") != std::string::npos);
   CHECK(cfg.body.find("\"profile\":\"strict\"") != std::string::npos);
 
+  HttpReply certs = admin_request(sock, "GET", "/certs");
+  CHECK(certs.status == 200);
+  CHECK(certs.body.find("\"subject\":\"CN=server.example.org") != std::string::npos);
+  CHECK(certs.body.find("\"days_left\":") != std::string::npos);
+  HttpReply cbom = admin_request(sock, "GET", "/cbom");
+  CHECK(cbom.status == 200);
+  CHECK(cbom.body.find("\"bomFormat\":\"CycloneDX\"") != std::string::npos);
+
   CHECK(admin_request(sock, "GET", "/nope").status == 404);
   CHECK(admin_request(sock, "POST", "/metrics").status == 405);
   CHECK(admin_request(sock, "GARBAGE", "").status == 400);
