@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <ctime>
 #include <regex>
 #include <sstream>
@@ -67,7 +68,7 @@ struct PCluster {
 };
 
 inline std::string render(const std::string& access_log, const std::vector<PListener>& ls,
-                          const std::vector<PCluster>& cs) {
+                          const std::vector<PCluster>& cs, const std::string& extra_top = "") {
   std::ostringstream o;
   auto tls = [&](const std::string& table, const PTls& t, bool server) {
     o << "  [" << table << ".tls]\n";
@@ -80,7 +81,7 @@ inline std::string render(const std::string& access_log, const std::vector<PList
     if (!t.allow_dns.empty()) o << "  allow_dns = " << toml_list(t.allow_dns) << "\n";
     if (!t.sni.empty()) o << "  sni = \"" << t.sni << "\"\n";
   };
-  o << "workers = 1\nlog_level = \"info\"\naccess_log = \"" << access_log << "\"\ndrain_timeout = \"2s\"\n";
+  o << "workers = 1\nlog_level = \"info\"\naccess_log = \"" << access_log << "\"\ndrain_timeout = \"2s\"\n" << extra_top;
   for (const auto& l : ls) {
     o << "\n[[listener]]\nname = \"" << l.name << "\"\naddress = \"" << l.address << "\"\ncluster = \"" << l.cluster
       << "\"\nhandshake_timeout = \"3s\"\n";
@@ -93,14 +94,65 @@ inline std::string render(const std::string& access_log, const std::vector<PList
   return o.str();
 }
 
-// A running proxy plus its access log.
+// ---- the admin endpoint (README "Admin endpoint") ------------------------------------------
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+
+// One request over the admin Unix socket, parsed just enough for the tests.
+inline HttpReply admin_request(const std::string& sock, const std::string& method, const std::string& path) {
+  HttpReply r;
+  Fd fd = connect_unix(sock);
+  if (!fd.valid()) return r;
+  if (!send_all(fd.get(), method + " " + path + " HTTP/1.1\r\nHost: admin\r\n\r\n", Millis(2000))) return r;
+  ReadResult rr = read_until_close(fd.get(), Millis(5000));
+  const std::string& d = rr.data;
+  if (d.rfind("HTTP/1.1 ", 0) != 0 || d.size() < 12) return r;
+  r.status = std::stoi(d.substr(9, 3));
+  const size_t hdr_end = d.find("\r\n\r\n");
+  if (hdr_end != std::string::npos) r.body = d.substr(hdr_end + 4);
+  return r;
+}
+
+// The value of one Prometheus series line ("name{labels} value"), or -1 when absent.
+inline double prom_value(const std::string& text, const std::string& series_key) {
+  size_t pos = 0;
+  while ((pos = text.find(series_key + " ", pos)) != std::string::npos) {
+    if (pos == 0 || text[pos - 1] == '\n') return std::stod(text.substr(pos + series_key.size() + 1));
+    ++pos;
+  }
+  return -1;
+}
+
+// The series key of a per-reason policy rejection: server role (termination, by listener) or
+// client role (origination, by cluster).
+inline std::string rejection_key(const std::string& name, const std::string& reason, bool upstream = false) {
+  return std::string("fipsproxy_tls_policy_rejections_total{") + (upstream ? "cluster" : "listener") + "=\"" + name +
+         "\",role=\"" + (upstream ? "client" : "server") + "\",reason=\"" + reason + "\"}";
+}
+
+// A running proxy plus its access log and admin socket.
 struct PProxy {
   TempDir dir{"fpp"};
   std::string access_log = dir.file("access.log");
+  std::string admin_sock = short_uds_path("fppa");
   std::unique_ptr<ProxyProcess> proc;
+  int generation = 1;
+  std::string admin_block() const { return "\n[admin]\naddress = \"unix:" + admin_sock + "\"\n"; }
   bool start(const std::vector<PListener>& ls, const std::vector<PCluster>& cs) {
-    proc = std::make_unique<ProxyProcess>(render(access_log, ls, cs), dir.path());
+    proc = std::make_unique<ProxyProcess>(render(access_log, ls, cs, admin_block()), dir.path());
     return proc->start();
+  }
+  // Rewrites the config and reloads with SIGHUP; true once the new generation is serving.
+  bool reload(const std::vector<PListener>& ls, const std::vector<PCluster>& cs) {
+    write_file(proc->config_path(), render(access_log, ls, cs, admin_block()));
+    proc->signal(SIGHUP);
+    const std::string want = "generation=" + std::to_string(generation + 1);
+    if (!wait_until([&] { return log().find(want) != std::string::npos; }, Millis(10000))) return false;
+    ++generation;
+    return true;
   }
   std::string log() const { return proc ? proc->stderr_text() : ""; }
   // The n-th access-log entry (1-based), waiting for it.
@@ -109,6 +161,19 @@ struct PProxy {
     return v.size() >= n ? v[n - 1] : JsonObject();
   }
   size_t entries() const { return read_access_log(access_log).size(); }
+  std::string metrics() const { return admin_request(admin_sock, "GET", "/metrics").body; }
+  // A counter's value; an absent series counts as 0 (counters appear on first increment).
+  double counter(const std::string& key) const {
+    const double v = prom_value(metrics(), key);
+    return v < 0 ? 0 : v;
+  }
+  // Waits (bounded) for `key` to reach at least `target`, then lets a straggler land and
+  // returns the final value (the caller asserts it is exactly `target`).
+  double counter_settled(const std::string& key, double target) const {
+    wait_until([&] { return counter(key) >= target; }, Millis(5000), Millis(20));
+    wait_until([] { return false; }, Millis(150), Millis(50));
+    return counter(key);
+  }
 };
 
 // ---- tools ------------------------------------------------------------------------------------

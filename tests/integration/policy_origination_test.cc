@@ -31,6 +31,20 @@ struct Orig {
     INFO(px.log());
     REQUIRE(ok);
   }
+  // The refusal was counted exactly once on /metrics: a refusal by our policy under
+  // fipsproxy_tls_policy_rejections_total{cluster="up",role="client",reason=…}; an alert from
+  // the upstream (it refused our offer, e.g. O1: we never offer ChaCha20) is not our policy
+  // decision and is counted only as a close reason on the upstream side.
+  void check_counted(const std::string& reason) const {
+    const std::string m = px.metrics();
+    INFO("reason " << reason << "\nmetrics:\n" << m);
+    if (reason == "tls_alert_received") {
+      CHECK(prom_value(m, "fipsproxy_connection_closes_total{listener=\"in\",reason=\"tls_alert_received\",side=\"upstream\"}") == 1);
+      CHECK(m.find("fipsproxy_tls_policy_rejections_total{cluster=\"up\"") == std::string::npos);
+    } else {
+      CHECK(px.counter_settled(rejection_key("up", reason, true), 1) == 1);
+    }
+  }
   // Sends the request through the proxy; returns what came back before the close.
   ReadResult request() {
     Fd fd = connect_tcp("127.0.0.1", port);
@@ -66,6 +80,7 @@ void upstream_refused(const std::string& leaf, const std::vector<std::string>& s
   CHECK(reasons.count(e.str("close_reason")) == 1);
   CHECK(e.str("up_tls_version").empty());
   CHECK(up.output().find("HELLO-POLICY") == std::string::npos);
+  o.check_counted(e.str("close_reason"));
 }
 
 }  // namespace
@@ -112,6 +127,7 @@ TEST_CASE("O4 TLS 1.2 upstream without EMS is refused", "[policy][fast][originat
   CHECK(r.data.empty());
   CHECK(e.str("close_reason") == "tls_no_ems");
   CHECK(up.output().find("HELLO-POLICY") == std::string::npos);
+  o.check_counted("tls_no_ems");
 }
 
 TEST_CASE("O5 upstream limited to RSA+SHA1 signatures is refused", "[policy][fast][origination]") {

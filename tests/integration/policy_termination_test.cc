@@ -3,6 +3,8 @@
 // command against a permissive `openssl s_server` succeeds, so the offer was really made. Each
 // negative asserts the failure, the alert where stable, the access-log close_reason and that no
 // byte reached the backend (a `record` app).
+#include <map>
+
 #include "tests/integration/policy_matrix_support.h"
 
 using namespace fp::test;
@@ -35,6 +37,7 @@ struct Term {
     REQUIRE(ok);
   }
   size_t backend_bytes() const { return recorded_bytes(rec.path()); }
+  std::string name_of(uint16_t port) const { return port == ec ? "ec" : port == rsa ? "rsa" : "ext"; }
 };
 
 // The permissive control server: ECDSA and RSA certs, every suite and group, SECLEVEL 0, and it
@@ -48,11 +51,14 @@ std::unique_ptr<SServer> control(std::vector<std::string> extra = {}, const std:
   return s;
 }
 
-// One negative probe with its control.
+// One negative probe with its control. Also asserts the per-reason counter on the admin
+// endpoint's /metrics went up by exactly one.
 void refused(Term& t, uint16_t port, const std::vector<std::string>& args, int alert, const std::string& reason,
              const std::vector<std::string>& env = {}, SServer* ctl = nullptr) {
   const size_t n = t.px.entries();
   const size_t bytes = t.backend_bytes();
+  const std::string key = rejection_key(t.name_of(port), reason);
+  const double before = t.px.counter(key);
   Tool r = s_client(port, with_cert(args), env, t.hello);
   INFO("s_client " << args.size() << " args: " << r.status.str() << "\n" << r.all());
   CHECK_FALSE(sc_ok(r));
@@ -62,6 +68,8 @@ void refused(Term& t, uint16_t port, const std::vector<std::string>& args, int a
   CHECK(e.str("close_reason") == reason);
   CHECK(e.str("tls_version").empty());
   CHECK(t.backend_bytes() == bytes);
+  INFO("metrics: " << key);
+  CHECK(t.px.counter_settled(key, before + 1) == before + 1);
   if (ctl != nullptr) {
     Tool c = s_client(ctl->port(), with_cert(args), env, t.hello);
     INFO("control: " << c.status.str() << "\n" << c.all());
@@ -300,11 +308,18 @@ TEST_CASE("T21 client certificates outside the policy are refused; P-256 from th
                                            "DEFAULT:@SECLEVEL=0"};
     const size_t n = t.px.entries();
     const size_t bytes = t.backend_bytes();
+    std::map<std::string, double> before;
+    for (const std::string& reason : c.reasons) before[reason] = t.px.counter(rejection_key("ec", reason));
     Tool r = s_client(t.ec, args, {}, t.hello);
     JsonObject e = t.px.entry(n + 1);
     INFO(c.leaf << ": " << r.all() << "\naccess log: " << e.raw());
     CHECK(std::find(c.reasons.begin(), c.reasons.end(), e.str("close_reason")) != c.reasons.end());
     CHECK(t.backend_bytes() == bytes);
+    // The counter of the reason logged went up by exactly one.
+    if (before.count(e.str("close_reason")) == 1) {
+      const std::string key = rejection_key("ec", e.str("close_reason"));
+      CHECK(t.px.counter_settled(key, before[e.str("close_reason")] + 1) == before[e.str("close_reason")] + 1);
+    }
     if (e.str("close_reason") == "peer_cert_policy") CHECK(!e.str("detail").empty());
     Tool k = s_client(ctl->port(), args, {}, t.hello);
     INFO("control: " << k.all());
@@ -438,36 +453,53 @@ TEST_CASE("Python ssl client: ChaCha20, TLS 1.1, CBC refused; TLS 1.2/1.3 AES-GC
   CHECK(b.out.rfind("OK TLSv1.2 ECDHE-ECDSA-AES", 0) == 0);
 }
 
-// ---- T20: scanners, slow tier ---------------------------------------------------------------
+// T18, second half: "after a policy reload, an old ticket must not resume into a now-disallowed
+// parameter" (FIPS-POLICY §8 session resumption: ticket keys rotate when a reload changes the
+// policy). A TLS 1.2 session is established on P-521 under `profile = "extended"`; an
+// abbreviated TLS 1.2 handshake would reuse that P-521-derived master secret without any new
+// key exchange. After SIGHUP switches the same listener to strict (P-256/P-384 only), offering
+// that session must give a full handshake ("New,") on an allowed group, never "Reused,".
+// Before the reload the same session does resume (the control: the session is resumable).
+TEST_CASE("T18 after a reload to strict, a TLS 1.2 session made on P-521 under extended does not resume",
+          "[policy][fast][termination]") {
+  TempDir rec("fpprec");
+  AppServer app("tcp:127.0.0.1:0", {"record", rec.path()});
+  REQUIRE(app.ok());
+  const std::string hello = rec.file("hello.txt.in");
+  write_file(hello, "HELLO-POLICY\n");
+  const uint16_t port = free_tcp_port();
+  PTls tls;
+  tls.profile = "extended";
+  PProxy px;
+  REQUIRE(px.start({{"rl", addr(port), "app", tls}}, {{"app", app.endpoint(), std::nullopt}}));
+  TempDir d("fpres2");
+  const std::string sess = d.file("s12");
 
-TEST_CASE("T20 scanners see exactly TLS 1.2/1.3, the 4+2 suites, P-256/P-384", "[policy][slow][scanner]") {
-  const bool sslscan = tool_installed("sslscan"), testssl = tool_installed("testssl"),
-             nmap = tool_installed("nmap");
-  if (!sslscan && !testssl && !nmap) {
-    WARN("none of sslscan, testssl, nmap is installed (Debian packages sslscan, testssl.sh, nmap): T20 skipped");
-    return;
-  }
-  Term t;
-  if (sslscan) {
-    std::string out;
-    run_command({"sslscan", "--no-colour", addr(t.ec)}, Millis(120000), &out);
-    INFO(out);
-    for (const char* bad : {"SSLv3     enabled", "TLSv1.0   enabled", "TLSv1.1   enabled", "CHACHA20", "x25519",
-                            "TLS_CHACHA20"}) {
-      CHECK(out.find(bad) == std::string::npos);
-    }
-    CHECK(out.find("TLSv1.2   enabled") != std::string::npos);
-    CHECK(out.find("TLSv1.3   enabled") != std::string::npos);
-  }
-  if (nmap) {
-    std::string out;
-    run_command({"nmap", "-Pn", "-p", std::to_string(t.ec), "--script", "ssl-enum-ciphers", "127.0.0.1"},
-                Millis(180000), &out);
-    INFO(out);
-    CHECK(out.find("CHACHA20") == std::string::npos);
-    CHECK(out.find("TLSv1.1") == std::string::npos);
-  }
-  if (testssl) {
-    WARN("testssl installed: JSON cross-check not implemented yet");
-  }
+  Tool a = s_client_linger(port, with_cert({"-tls1_2", "-groups", "P-521:P-256", "-sess_out", sess}), hello);
+  INFO("first: " << a.all());
+  REQUIRE(sc_ok(a));
+  REQUIRE(file_exists(sess));
+  CHECK(a.out.find("New, TLSv1.2") != std::string::npos);
+  CHECK(px.entry(1).str("group") == "P-521");
+  // Control: under the unchanged policy the session resumes.
+  Tool b = s_client_linger(port, with_cert({"-tls1_2", "-groups", "P-256:P-521", "-sess_in", sess}), hello, "0.1");
+  INFO("control resume: " << b.all());
+  CHECK(b.out.find("Reused, TLSv1.2") != std::string::npos);
+
+  tls.profile = "";  // strict: P-521 is now forbidden
+  REQUIRE(px.reload({{"rl", addr(port), "app", tls}}, {{"app", app.endpoint(), std::nullopt}}));
+  Tool c = s_client_linger(port, with_cert({"-tls1_2", "-groups", "P-256:P-521", "-sess_in", sess}), hello, "0.1");
+  INFO("after reload: " << c.all() << "\nproxy: " << px.log());
+  CHECK(sc_ok(c));
+  CHECK(c.out.find("Reused,") == std::string::npos);
+  CHECK(c.out.find("New, TLSv1.2") != std::string::npos);
+  JsonObject e = px.entry(3);
+  INFO("access log: " << e.raw());
+  CHECK(e.str("tls_version") == "TLSv1.2");
+  CHECK(e.str("group") == "P-256");
+  // And a P-521-only offer is now refused outright.
+  Tool f = s_client(port, with_cert({"-tls1_2", "-groups", "P-521", "-sess_in", sess}), {}, hello);
+  INFO("P-521 only after reload: " << f.all());
+  CHECK_FALSE(sc_ok(f));
+  CHECK(px.entry(4).str("close_reason") == "tls_policy_violation");
 }
