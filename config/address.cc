@@ -155,4 +155,13 @@ std::optional<Address> parse_address(const std::string& text, std::string& reaso
   return a;
 }
 
+const char* lb_policy_name(LbPolicy p) {
+  switch (p) {
+    case LbPolicy::RoundRobin: return "round_robin";
+    case LbPolicy::LeastRequest: return "least_request";
+    case LbPolicy::Random: return "random";
+  }
+  return "round_robin";
+}
+
 }  // namespace fp::config

@@ -50,7 +50,14 @@ const std::vector<TableSchema>& schema() {
       {"listener.tls",
        {"cert", "key", "ca", "crl", "require_client_cert", "allow_spiffe", "allow_dns", "alpn",
         "profile", "min_version", "max_version"}},
-      {"cluster", {"name", "endpoints", "connect_timeout", "allow_remote_plaintext", "tls"}},
+      {"cluster",
+       {"name", "endpoints", "weights", "lb_policy", "connect_retries", "no_healthy",
+        "connect_timeout", "allow_remote_plaintext", "tls", "health_check", "outlier_detection"}},
+      {"cluster.health_check",
+       {"type", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "path", "host",
+        "expected_status"}},
+      {"cluster.outlier_detection",
+       {"consecutive_failures", "base_ejection", "max_ejection", "max_ejection_percent"}},
       {"cluster.tls",
        {"cert", "key", "ca", "crl", "sni", "allow_spiffe", "allow_dns", "alpn", "profile",
         "min_version", "max_version"}},
@@ -793,6 +800,143 @@ void parse_cluster(Ctx& c, const toml::table& t, const std::string& prefix, Clus
         cl.endpoints.push_back(*a);
         out.endpoints.push_back({it.node, it.key});
       }
+    }
+  }
+  if (const toml::node* n = t.get("weights")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) {
+      type_error(c, *n, prefix + ".weights", "an array of integers");
+    } else {
+      for (size_t i = 0; i < arr->size(); ++i) {
+        if (auto w = get_int(c, *arr->get(i), prefix + ".weights[" + std::to_string(i) + "]", 1, 1000)) {
+          cl.weights.push_back(static_cast<uint32_t>(*w));
+        }
+      }
+      if (cl.weights.size() != arr->size()) {
+        // element errors already reported
+      } else if (t.get("endpoints") && cl.weights.size() != cl.endpoints.size() &&
+                 c.errors.size() == before) {
+        c.err(*n, prefix + ".weights",
+              "has " + std::to_string(cl.weights.size()) + " entries for " +
+                  std::to_string(cl.endpoints.size()) + " endpoints");
+      }
+    }
+  }
+  if (cl.weights.size() != cl.endpoints.size()) cl.weights.assign(cl.endpoints.size(), 1);
+  if (const toml::node* n = t.get("lb_policy")) {
+    if (auto v = get_string(c, *n, prefix + ".lb_policy")) {
+      if (*v == "round_robin") {
+        cl.lb_policy = LbPolicy::RoundRobin;
+      } else if (*v == "least_request") {
+        cl.lb_policy = LbPolicy::LeastRequest;
+      } else if (*v == "random") {
+        cl.lb_policy = LbPolicy::Random;
+      } else {
+        c.err(*n, prefix + ".lb_policy",
+              with_suggestion("unknown lb_policy '" + *v + "' (expected round_robin, least_request or random)",
+                              *v, {"round_robin", "least_request", "random"}));
+      }
+    }
+  }
+  if (const toml::node* n = t.get("connect_retries")) {
+    if (auto v = get_int(c, *n, prefix + ".connect_retries", 0, 5)) cl.connect_retries = static_cast<unsigned>(*v);
+  }
+  if (const toml::node* n = t.get("no_healthy")) {
+    if (auto v = get_string(c, *n, prefix + ".no_healthy")) {
+      if (*v == "fail") {
+        cl.no_healthy_use_all = false;
+      } else if (*v == "use_all") {
+        cl.no_healthy_use_all = true;
+      } else {
+        c.err(*n, prefix + ".no_healthy", "expected \"fail\" or \"use_all\"");
+      }
+    }
+  }
+  if (const toml::node* n = t.get("health_check")) {
+    if (const toml::table* h = n->as_table()) {
+      const std::string hp = prefix + ".health_check";
+      check_unknown_keys(c, *h, hp, "cluster.health_check", false);
+      HealthCheck hc;
+      if (const toml::node* v = h->get("type")) {
+        if (auto s2 = get_string(c, *v, hp + ".type")) {
+          if (*s2 == "tcp") hc.type = HealthCheck::Type::Tcp;
+          else if (*s2 == "tls") hc.type = HealthCheck::Type::Tls;
+          else if (*s2 == "http") hc.type = HealthCheck::Type::Http;
+          else c.err(*v, hp + ".type", "expected \"tcp\", \"tls\" or \"http\"");
+        }
+      }
+      if (hc.type == HealthCheck::Type::Tls && !t.get("tls")) {
+        c.err(*n, hp + ".type", "a tls health check needs a [cluster.tls] block");
+      }
+      if (const toml::node* v = h->get("interval")) {
+        if (auto d = get_duration(c, *v, hp + ".interval")) hc.interval = *d;
+      }
+      if (const toml::node* v = h->get("timeout")) {
+        if (auto d = get_duration(c, *v, hp + ".timeout")) hc.timeout = *d;
+      }
+      if (const toml::node* v = h->get("healthy_threshold")) {
+        if (auto i = get_int(c, *v, hp + ".healthy_threshold", 1, 100)) hc.healthy_threshold = static_cast<unsigned>(*i);
+      }
+      if (const toml::node* v = h->get("unhealthy_threshold")) {
+        if (auto i = get_int(c, *v, hp + ".unhealthy_threshold", 1, 100)) hc.unhealthy_threshold = static_cast<unsigned>(*i);
+      }
+      if (const toml::node* v = h->get("path")) {
+        if (auto s2 = get_string(c, *v, hp + ".path")) {
+          if (s2->empty() || (*s2)[0] != '/' || s2->find_first_of(" \r\n") != std::string::npos) {
+            c.err(*v, hp + ".path", "must start with '/' and contain no spaces or line breaks");
+          } else {
+            hc.path = *s2;
+          }
+        }
+      }
+      if (const toml::node* v = h->get("host")) {
+        if (auto s2 = get_string(c, *v, hp + ".host")) hc.host = *s2;
+      }
+      if (const toml::node* v = h->get("expected_status")) {
+        const toml::array* arr = v->as_array();
+        if (!arr || arr->size() != 2) {
+          type_error(c, *v, hp + ".expected_status", "[min, max], e.g. [200, 399]");
+        } else {
+          auto lo = get_int(c, *arr->get(0), hp + ".expected_status[0]", 100, 599);
+          auto hi = get_int(c, *arr->get(1), hp + ".expected_status[1]", 100, 599);
+          if (lo && hi) {
+            if (*lo > *hi) {
+              c.err(*v, hp + ".expected_status", "min is greater than max");
+            } else {
+              hc.status_min = static_cast<int>(*lo);
+              hc.status_max = static_cast<int>(*hi);
+            }
+          }
+        }
+      }
+      cl.health_check = hc;
+    } else {
+      type_error(c, *n, prefix + ".health_check", "a table");
+    }
+  }
+  if (const toml::node* n = t.get("outlier_detection")) {
+    if (const toml::table* o = n->as_table()) {
+      const std::string op = prefix + ".outlier_detection";
+      check_unknown_keys(c, *o, op, "cluster.outlier_detection", false);
+      OutlierDetection od;
+      if (const toml::node* v = o->get("consecutive_failures")) {
+        if (auto i = get_int(c, *v, op + ".consecutive_failures", 1, 1000)) od.consecutive_failures = static_cast<unsigned>(*i);
+      }
+      if (const toml::node* v = o->get("base_ejection")) {
+        if (auto d = get_duration(c, *v, op + ".base_ejection")) od.base_ejection = *d;
+      }
+      if (const toml::node* v = o->get("max_ejection")) {
+        if (auto d = get_duration(c, *v, op + ".max_ejection")) od.max_ejection = *d;
+      }
+      if (const toml::node* v = o->get("max_ejection_percent")) {
+        if (auto i = get_int(c, *v, op + ".max_ejection_percent", 0, 100)) od.max_ejection_percent = static_cast<unsigned>(*i);
+      }
+      if (od.max_ejection < od.base_ejection) {
+        c.err(*n, op + ".max_ejection", "must not be less than base_ejection");
+      }
+      cl.outlier_detection = od;
+    } else {
+      type_error(c, *n, prefix + ".outlier_detection", "a table");
     }
   }
   out.ok = c.errors.size() == before;

@@ -79,9 +79,40 @@ struct Listener {
   SourceLoc loc;
 };
 
+enum class LbPolicy { RoundRobin, LeastRequest, Random };
+const char* lb_policy_name(LbPolicy p);
+
+// Active health checks, run from the control thread against every endpoint.
+struct HealthCheck {
+  enum class Type { Tcp, Tls, Http };
+  Type type = Type::Tcp;
+  Millis interval{5000};
+  Millis timeout{2000};
+  unsigned healthy_threshold = 2;    // consecutive passes to mark an endpoint up
+  unsigned unhealthy_threshold = 3;  // consecutive failures to mark it down
+  std::string path = "/";            // http
+  std::string host;                  // http Host header (default: the endpoint host)
+  int status_min = 200, status_max = 399;
+};
+
+// Passive outlier ejection: consecutive connect failures eject an endpoint for a back-off that
+// doubles with each ejection, capped; never more than max_ejection_percent of a cluster.
+struct OutlierDetection {
+  unsigned consecutive_failures = 5;
+  Millis base_ejection{30000};
+  Millis max_ejection{300000};
+  unsigned max_ejection_percent = 50;
+};
+
 struct Cluster {
   std::string name;
   std::vector<Address> endpoints;
+  std::vector<uint32_t> weights;  // one per endpoint (default 1)
+  LbPolicy lb_policy = LbPolicy::RoundRobin;
+  unsigned connect_retries = 1;   // further endpoints tried after a connect error or timeout
+  bool no_healthy_use_all = false;  // no healthy endpoint: false = fail fast, true = use all
+  std::optional<HealthCheck> health_check;
+  std::optional<OutlierDetection> outlier_detection;
   std::optional<TlsConfig> tls;  // origination; absent: plaintext (loopback/UDS unless allowed)
   Millis connect_timeout{5000};
   bool allow_remote_plaintext = false;

@@ -81,8 +81,8 @@ TEST_CASE("fips report to_json is one JSON object with every field and the check
 TEST_CASE("a failed report names the first failing check", "[fast][fips]") {
   FipsReport r = run_fips_checks();
   REQUIRE(r.ok());
-  r.checks[7].ok = false;
-  r.checks[7].detail = "libssl patch marker missing: an unpatched libssl would negotiate TLS 1.3 ChaCha20";
+  r.checks.back().ok = false;  // libssl_patch is the last check
+  r.checks.back().detail = "libssl patch marker missing: an unpatched libssl would negotiate TLS 1.3 ChaCha20";
   CHECK_FALSE(r.ok());
   REQUIRE(r.first_failure() != nullptr);
   CHECK(r.first_failure()->name == "libssl_patch");

@@ -69,6 +69,20 @@ const std::vector<std::string> kBase = {
     "profile = \"strict\"",                          // 48
     "min_version = \"1.2\"",                         // 49
     "max_version = \"1.3\"",                         // 50
+    "[cluster.health_check]",                        // 51
+    "type = \"tcp\"",                                // 52
+    "interval = \"5s\"",                             // 53
+    "timeout = \"2s\"",                              // 54
+    "healthy_threshold = 2",                         // 55
+    "unhealthy_threshold = 3",                       // 56
+    "path = \"/healthz\"",                           // 57
+    "host = \"backend.example.org\"",                // 58
+    "expected_status = [200, 399]",                  // 59
+    "[cluster.outlier_detection]",                   // 60
+    "consecutive_failures = 5",                      // 61
+    "base_ejection = \"30s\"",                       // 62
+    "max_ejection = \"300s\"",                       // 63
+    "max_ejection_percent = 50",                     // 64
 };
 
 struct Case {
@@ -82,6 +96,29 @@ struct Case {
 const std::string kLongUds = "unix:/" + std::string(120, 'u');
 
 const std::vector<Case> kCases = {
+    // load balancing (issue #9): cluster-level keys take the place of line 38
+    {38, "weights = [0]", "x.toml:38:12: cluster[0].weights[0]", "must be between 1 and 1000"},
+    {38, "weights = [1, 2]", "x.toml:38:11: cluster[0].weights", "has 2 entries for 1 endpoints"},
+    {38, "lb_policy = \"fastest\"", "x.toml:38:13: cluster[0].lb_policy", "unknown lb_policy 'fastest'"},
+    {38, "lb_policy = \"least_requests\"", "x.toml:38:13: cluster[0].lb_policy", "(did you mean 'least_request'?)"},
+    {38, "connect_retries = 9", "x.toml:38:19: cluster[0].connect_retries", "must be between 0 and 5"},
+    {38, "no_healthy = \"panic\"", "x.toml:38:14: cluster[0].no_healthy", "expected \"fail\" or \"use_all\""},
+    {52, "type = \"icmp\"", "x.toml:52:8: cluster[0].health_check.type", "expected \"tcp\", \"tls\" or \"http\""},
+    {53, "interval = \"soon\"", "x.toml:53:12: cluster[0].health_check.interval", "invalid duration 'soon'"},
+    {54, "timeout = 0", "x.toml:54:11: cluster[0].health_check.timeout", "duration must be > 0"},
+    {55, "healthy_threshold = 0", "x.toml:55:21: cluster[0].health_check.healthy_threshold", "must be between 1 and 100"},
+    {56, "unhealthy_threshold = 101", "x.toml:56:23: cluster[0].health_check.unhealthy_threshold", "must be between 1 and 100"},
+    {57, "path = \"healthz\"", "x.toml:57:8: cluster[0].health_check.path", "must start with '/'"},
+    {58, "host = 5", "x.toml:58:8: cluster[0].health_check.host", "expected a string, got integer"},
+    {59, "expected_status = [500, 200]", "x.toml:59:19: cluster[0].health_check.expected_status", "min is greater than max"},
+    {59, "expected_status = 200", "x.toml:59:19: cluster[0].health_check.expected_status", "[min, max]"},
+    {61, "consecutive_failures = 0", "x.toml:61:24: cluster[0].outlier_detection.consecutive_failures", "must be between 1 and 1000"},
+    {62, "base_ejection = \"x\"", "x.toml:62:17: cluster[0].outlier_detection.base_ejection", "invalid duration 'x'"},
+    {63, "max_ejection = \"1s\"", "x.toml:60:1: cluster[0].outlier_detection.max_ejection", "must not be less than base_ejection"},
+    {64, "max_ejection_percent = 101", "x.toml:64:24: cluster[0].outlier_detection.max_ejection_percent", "must be between 0 and 100"},
+    // [fips] baseline / require_kernel_fips take the place of line 12
+    {12, "baseline = \"/nonexistent/baseline.json\"", "x.toml:12:12: fips.baseline", "does not exist"},
+    {12, "require_kernel_fips = \"yes\"", "x.toml:12:23: fips.require_kernel_fips", "expected a boolean"},
     // top level
     {1, "workers = \"x\"", "x.toml:1:11: workers", "expected an integer, got string"},
     {1, "workers = 300", "x.toml:1:11: workers", "must be between 0 and 256"},
@@ -271,7 +308,8 @@ TEST_CASE("table: every bad value is one error (the first of `count`) at the exa
   // Every leaf key of the schema has at least one case (array elements count for their key).
   for (const std::string& k : documented_keys()) {
     if (k == "limits" || k == "admin" || k == "fips" || k == "audit" || k.rfind("audit.", 0) == 0 ||
-        k == "listener" || k == "cluster" || k == "listener.tls" || k == "cluster.tls") {
+        k == "listener" || k == "cluster" || k == "listener.tls" || k == "cluster.tls" ||
+        k == "cluster.health_check" || k == "cluster.outlier_detection") {
       continue;  // tables; [audit] is covered by its own tests
     }
     bool hit = false;
