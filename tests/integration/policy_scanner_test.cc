@@ -60,6 +60,8 @@ std::string openssl_name(std::string n) {
       {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384"},
       {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"},
       {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384"},
+      // Not allowed; mapped so the permissive control and failure messages read the same.
+      {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"},
   };
   for (const auto& [iana, ossl] : map) {
     if (n == iana) return ossl;
@@ -151,6 +153,29 @@ void expect_policy(const std::string& tool, const Target& t, const Seen& s, bool
   CHECK(s.groups == t.groups);
 }
 
+// The positive control for a parser: the same tool against a permissive `openssl s_server`
+// (every suite, X25519 first, SECLEVEL 0, no EMS requirement) must show what the proxy refuses:
+// TLS 1.2 on, ChaCha20 in TLS 1.3 and X25519 (where the tool enumerates groups), so a parser
+// that silently saw nothing could not pass.
+std::unique_ptr<SServer> permissive() {
+  auto s = std::make_unique<SServer>("server", std::vector<std::string>{"-groups", "X25519:P-256:P-384:P-521"});
+  REQUIRE(s->ready());
+  return s;
+}
+void expect_permissive(const std::string& tool, const Seen& s, bool groups_enumerated, const std::string& raw) {
+  INFO(tool << " against the permissive control\n" << raw);
+  CHECK(s.protocols.count("TLSv1.2") == 1);
+  CHECK(s.protocols.at("TLSv1.2"));
+  CHECK(s.suites.count("TLSv1.3") == 1);
+  auto has = [&](const std::string& v, const std::string& suite) {
+    auto it = s.suites.find(v);
+    return it != s.suites.end() && it->second.count(suite) == 1;
+  };
+  CHECK(has("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"));
+  CHECK(has("TLSv1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"));
+  if (groups_enumerated) CHECK(s.groups.count("x25519") + s.groups.count("X25519") == 1);
+}
+
 // ---- sslscan ------------------------------------------------------------------------------
 
 Seen parse_sslscan(const std::string& out) {
@@ -193,6 +218,10 @@ void run_sslscan(Scan& sc) {
     // --show-sigs: the TLS 1.3 signature-algorithm probe is answered with the policy's cert.
     CHECK(out.find("Server Signature Algorithm(s):") != std::string::npos);
   }
+  auto ctl = permissive();
+  std::string out;
+  run_command({"sslscan", "--no-colour", "--timeout=5", addr(ctl->port())}, Millis(120000), &out);
+  expect_permissive("sslscan", parse_sslscan(out), true, out);
 }
 
 // ---- nmap ssl-enum-ciphers ------------------------------------------------------------------
@@ -242,6 +271,12 @@ void run_nmap(Scan& sc) {
     if (!tls12) WARN("nmap on " << t.name << ": TLS 1.2 hello has no EMS extension, refused (tls_no_ems)");
     expect_policy("nmap", t, s, tls12, sc.no_ems(t) - before, out);
   }
+  auto ctl = permissive();
+  std::string out;
+  run_command({"nmap", "-Pn", "-n", "--host-timeout", "150s", "-p", std::to_string(ctl->port()), "--script",
+               "ssl-enum-ciphers", "127.0.0.1"},
+              Millis(180000), &out);
+  expect_permissive("nmap", parse_nmap(out), false, out);
 }
 
 // ---- testssl.sh -----------------------------------------------------------------------------
@@ -376,6 +411,10 @@ void run_testssl(Scan& sc) {
     WARN("testssl socket mode: TLS 1.2 probe has no EMS extension, refused (tls_no_ems)");
     CHECK(sc.no_ems(t) - before >= 1);
   }
+  auto ctl = permissive();
+  Target c{"control", ctl->port(), {}, {}};
+  TestsslRun k = testssl(c, d, "native", {"--ssl-native", "-p", "-E", "-f"});
+  expect_permissive("testssl --ssl-native", parse_testssl(k, true), true, k.text);
 }
 
 }  // namespace
