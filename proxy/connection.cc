@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -418,12 +419,26 @@ void Connection::drive_handshake(Endpoint& ep) {
 
 void Connection::connect_upstream() {
   const ClusterRuntime& cluster = *listener_.cluster;
-  const config::Address& addr = worker_.next_endpoint(cluster);
+  if (!lb_started_) {
+    lb_started_ = true;
+    tried_.assign(cluster.cfg->endpoints.size(), false);
+    retries_left_ = cluster.cfg->connect_retries;
+  }
+  up_index_ = worker_.pick_endpoint(cluster, tried_);
+  if (up_index_ < 0) {
+    worker_.stats().add(series("fipsproxy_upstream_no_healthy_total", {{"cluster", cluster.cfg->name}}));
+    fail(make_error(Code::NoHealthyUpstream, Side::Upstream,
+                    "cluster " + cluster.cfg->name + ": no healthy endpoint left to try"));
+    return;
+  }
+  tried_[static_cast<size_t>(up_index_)] = true;
+  const config::Address& addr = cluster.cfg->endpoints[static_cast<size_t>(up_index_)];
   upstream_ep_ = &addr;
   upstream_addr_ = addr.text;
   arm_timer(static_cast<uint64_t>(cluster.cfg->connect_timeout.count()));
   connect_req_.data = this;
   if (addr.is_unix()) {
+    up_.h = {};
     if (uv_pipe_init(worker_.loop(), &up_.h.pipe, 0) != 0) {
       fail(make_error(Code::Internal, Side::Upstream, "uv_pipe_init failed"));
       return;
@@ -479,6 +494,7 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo*
 }
 
 void Connection::connect_tcp(const struct sockaddr* addr) {
+  up_.h = {};
   if (uv_tcp_init(worker_.loop(), &up_.h.tcp) != 0) {
     fail(make_error(Code::Internal, Side::Upstream, "uv_tcp_init failed"));
     return;
@@ -487,9 +503,45 @@ void Connection::connect_tcp(const struct sockaddr* addr) {
   up_.h.handle.data = this;
   int rc = uv_tcp_connect(&connect_req_, &up_.h.tcp, addr, on_connect);
   if (rc != 0) {
-    fail(make_error(Code::UpstreamConnectFailed, Side::Upstream,
-                    std::string("connect: ") + uv_err_name(rc)));
+    connect_failed(make_error(Code::UpstreamConnectFailed, Side::Upstream,
+                              upstream_addr_ + ": connect: " + uv_err_name(rc)));
   }
+}
+
+void Connection::connect_failed(Error error) {
+  const ClusterRuntime& cluster = *listener_.cluster;
+  worker_.endpoint_result(cluster, up_index_, false);
+  const bool more = retries_left_ > 0 &&
+                    std::find(tried_.begin(), tried_.end(), false) != tried_.end();
+  if (!more || closing_) {
+    fail(std::move(error));
+    return;
+  }
+  --retries_left_;
+  worker_.stats().add(series("fipsproxy_upstream_connect_retries_total", {{"cluster", cluster.cfg->name}}));
+  FP_LOG_DEBUG("upstream connect failed: retrying on another endpoint", {"conn", id_},
+               {"cluster", cluster.cfg->name}, {"detail", error.detail});
+  worker_.release_endpoint(cluster, up_index_);
+  up_index_ = -1;
+  if (up_.inited) {
+    // The handle must be closed before it can be initialised again for the next endpoint.
+    up_.inited = false;
+    retry_close_pending_ = true;
+    uv_close(&up_.h.handle, on_retry_closed);
+    return;
+  }
+  connect_upstream();
+}
+
+void Connection::on_retry_closed(uv_handle_t* h) noexcept {
+  auto* self = static_cast<Connection*>(h->data);
+  self->retry_close_pending_ = false;
+  if (self->finished_) {
+    self->handle_closed();  // counted by finish_close
+    return;
+  }
+  if (self->closing_) return;
+  self->connect_upstream();
 }
 
 void Connection::on_connect(uv_connect_t* req, int status) noexcept {
@@ -498,10 +550,12 @@ void Connection::on_connect(uv_connect_t* req, int status) noexcept {
   if (status != 0) {
     Code code = status == UV_ECONNREFUSED || status == UV_ENOENT ? Code::UpstreamConnectRefused
                                                                   : Code::UpstreamConnectFailed;
-    self->fail(make_error(code, Side::Upstream,
-                          self->upstream_addr_ + ": " + uv_err_name(status)));
+    self->connect_failed(make_error(code, Side::Upstream,
+                                    self->upstream_addr_ + ": " + uv_err_name(status)));
     return;
   }
+  self->up_connected_ = true;
+  self->worker_.endpoint_result(*self->listener_.cluster, self->up_index_, true);
   self->upstream_connected();
 }
 
@@ -560,11 +614,17 @@ void Connection::on_timer() {
                       "no TLS handshake within " +
                           std::to_string(listener_.cfg->handshake_timeout.count()) + "ms"));
       return;
-    case State::Connecting:
-      fail(make_error(Code::ConnectTimeout, Side::Upstream,
-                      upstream_addr_ + ": no connection within " +
-                          std::to_string(listener_.cluster->cfg->connect_timeout.count()) + "ms"));
+    case State::Connecting: {
+      Error e = make_error(Code::ConnectTimeout, Side::Upstream,
+                           upstream_addr_ + ": no connection within " +
+                               std::to_string(listener_.cluster->cfg->connect_timeout.count()) + "ms");
+      if (!up_connected_ && !resolving_) {
+        connect_failed(std::move(e));  // may retry on another endpoint
+      } else {
+        fail(std::move(e));
+      }
       return;
+    }
     case State::Established: {
       const uint64_t idle = static_cast<uint64_t>(listener_.cfg->idle_timeout.count());
       const uint64_t now = uv_now(worker_.loop());
@@ -636,6 +696,10 @@ void Connection::finish_close() {
     listener_.active->fetch_sub(1, std::memory_order_relaxed);
     counted_ = false;
   }
+  if (up_index_ >= 0) {
+    worker_.release_endpoint(*listener_.cluster, up_index_);
+    up_index_ = -1;
+  }
   worker_.connection_finished(this);
   pending_closes_ = 1;  // guard: released at the end of this function
   for (Endpoint* ep : {&down_, &up_}) {
@@ -648,6 +712,7 @@ void Connection::finish_close() {
     ++pending_closes_;
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
   }
+  if (retry_close_pending_) ++pending_closes_;  // released by on_retry_closed
   if (resolving_) {
     ++pending_closes_;  // released by on_resolved (called with UV_EAI_CANCELED)
     uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
@@ -673,6 +738,7 @@ bool is_policy_reason(Code c) {
     case Code::PeerCertMissing:
     case Code::PeerCertUntrusted:
     case Code::PeerCertExpired:
+    case Code::PeerCertRevoked:
     case Code::PeerCertPolicy:
     case Code::PeerIdentityDenied:
       return true;

@@ -89,6 +89,10 @@ class Connection {
   void do_shutdown(Endpoint& ep);
   void check_done();
   void connect_upstream();
+  // A connect error or timeout before the upstream socket was connected: outlier accounting,
+  // then another endpoint if retries are left, else fail.
+  void connect_failed(Error error);
+  static void on_retry_closed(uv_handle_t* h) noexcept;
   void connect_tcp(const struct sockaddr* addr);
   void upstream_connected();
   void established();
@@ -133,6 +137,12 @@ class Connection {
   std::string peer_addr_;
   std::string upstream_addr_;
   const config::Address* upstream_ep_ = nullptr;
+  int up_index_ = -1;           // endpoint picked by the LB (holds an active slot)
+  std::vector<bool> tried_;     // endpoints already tried for this connection
+  unsigned retries_left_ = 0;
+  bool lb_started_ = false;
+  bool up_connected_ = false;   // the upstream socket connected (TLS may still be handshaking)
+  bool retry_close_pending_ = false;
   certs::HandshakeInfo down_info_;
   certs::HandshakeInfo up_info_;
   bool down_tls_done_ = false;

@@ -16,9 +16,24 @@
 
 namespace fp::proxy {
 
+// Endpoint health as seen by the active health checks. Written by the control thread, read by
+// workers without locks. Shared by successive generations while a cluster keeps its name and
+// endpoint list, so a reload does not forget which endpoints are down.
+struct ClusterHealth {
+  explicit ClusterHealth(const config::Cluster& c) : up(new std::atomic<bool>[c.endpoints.size()]) {
+    for (const auto& e : c.endpoints) endpoints.push_back(e.text);
+    for (size_t i = 0; i < endpoints.size(); ++i) up[i].store(true, std::memory_order_relaxed);
+  }
+  std::vector<std::string> endpoints;  // identity for carrying health across reloads
+  std::unique_ptr<std::atomic<bool>[]> up;
+  // Control thread only: why each endpoint is down, and check counters, for /clusters.
+  std::vector<std::string> reason = std::vector<std::string>(endpoints.size());
+};
+
 struct ClusterRuntime {
   const config::Cluster* cfg = nullptr;
   std::shared_ptr<const certs::TlsContext> tls;  // null: plaintext upstream
+  std::shared_ptr<ClusterHealth> health;
 };
 
 struct ListenerRuntime {

@@ -152,6 +152,14 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
   for (const config::Cluster& c : rt->cfg.clusters) {
     auto cr = std::make_unique<ClusterRuntime>();
     cr->cfg = &c;
+    cr->health = std::make_shared<ClusterHealth>(c);
+    if (previous != nullptr) {
+      for (const auto& old : previous->clusters) {
+        if (old->cfg->name == c.name && old->health && old->health->endpoints == cr->health->endpoints) {
+          cr->health = old->health;
+        }
+      }
+    }
     if (c.tls) {
       auto ctx = certs::build_context(certs::Role::Client, c.name, *c.tls);
       if (!ctx) {
@@ -322,6 +330,7 @@ int Server::run(const std::string& config_path) {
   }
   cert_fp_ = cert_fingerprint();
   watch_cert_dirs();
+  health_ = std::make_unique<HealthChecker>(&loop_, rt_);
   uv_timer_start(&cert_poll_, on_cert_poll, 2000, 2000);
   const uint64_t probe_ms = static_cast<uint64_t>(rt_->cfg.fips.selfprobe_interval.count());
   uv_timer_start(&probe_timer_, on_probe_timer, probe_ms, probe_ms);
@@ -431,6 +440,8 @@ bool Server::reload(bool reread_config, const char* why) {
     bound_.erase(addr);
   }
   for (auto& [addr, b] : added) bound_[addr] = std::move(b);
+  if (health_) health_->stop();
+  health_ = std::make_unique<HealthChecker>(&loop_, rt_);
   base::set_log_level(lvl);
   ++reload_ok_;
   cert_fp_ = cert_fingerprint();
@@ -514,6 +525,7 @@ void Server::worker_exited(unsigned) {
 void Server::on_worker_exit(uv_async_t* a) noexcept {
   auto* self = static_cast<Server*>(a->data);
   if (self->exited_.load() < self->workers_.size()) return;
+  if (self->health_) self->health_->stop();
   uv_walk(&self->loop_, [](uv_handle_t* h, void*) {
     if (!uv_is_closing(h)) {
       if (h->type == UV_FS_EVENT) {
@@ -619,6 +631,36 @@ std::string Server::config_json() const {
   return root.done();
 }
 
+std::string Server::clusters_json() const {
+  std::string list = "[";
+  for (size_t ci = 0; ci < rt_->clusters.size(); ++ci) {
+    const ClusterRuntime& c = *rt_->clusters[ci];
+    std::string eps = "[";
+    for (size_t i = 0; i < c.cfg->endpoints.size(); ++i) {
+      base::JsonObject e;
+      e.str("address", c.cfg->endpoints[i].text)
+          .unum("weight", c.cfg->weights[i])
+          .boolean("healthy", c.health->up[i].load(std::memory_order_relaxed))
+          .str("last_check_failure", c.health->reason[i]);
+      eps += (i ? "," : "") + e.done();
+    }
+    eps += "]";
+    base::JsonObject j;
+    j.str("name", c.cfg->name)
+        .str("lb_policy", config::lb_policy_name(c.cfg->lb_policy))
+        .unum("connect_retries", c.cfg->connect_retries)
+        .str("no_healthy", c.cfg->no_healthy_use_all ? "use_all" : "fail")
+        .boolean("health_check", c.cfg->health_check.has_value())
+        .boolean("outlier_detection", c.cfg->outlier_detection.has_value())
+        .raw("endpoints", eps);
+    list += (ci ? "," : "") + j.done();
+  }
+  list += "]";
+  base::JsonObject root;
+  root.unum("generation", rt_->generation).raw("clusters", list);
+  return root.done();
+}
+
 std::string Server::metrics_text() {
   // Ask every worker for a copy of its counters (they never wait on us, so this cannot
   // deadlock), bounded by one second.
@@ -668,6 +710,16 @@ std::string Server::metrics_text() {
         l->active->load(std::memory_order_relaxed);
   }
   for (const auto& [k, v] : admin_requests_) values[k] = static_cast<double>(v);
+  if (health_) {
+    for (const auto& [k, v] : health_->counters()) values[k] = static_cast<double>(v);
+  }
+  for (const auto& c : rt_->clusters) {
+    for (size_t i = 0; i < c->cfg->endpoints.size(); ++i) {
+      values[series("fipsproxy_upstream_endpoint_healthy",
+                    {{"cluster", c->cfg->name}, {"endpoint", c->cfg->endpoints[i].text}})] =
+          c->health->up[i].load(std::memory_order_relaxed) ? 1 : 0;
+    }
+  }
   if (audit_) {
     values["fipsproxy_audit_records_total"] = static_cast<double>(audit_->written_total());
     values["fipsproxy_audit_dropped_total"] = static_cast<double>(audit_->dropped_total());
@@ -744,6 +796,9 @@ void Server::handle_admin(const std::string& method, const std::string& path,
       root.unum("generation", rt_->generation).raw("certs", list).str("last_reload_error", last_reload_error_);
       r.body = root.done() + "\n";
     }
+  } else if (path == "/clusters" && get) {
+    r.content_type = "application/json";
+    r.body = clusters_json() + "\n";
   } else if (path == "/reload" && method == "POST") {
     if (draining_) {
       r.status = 503;
@@ -760,13 +815,13 @@ void Server::handle_admin(const std::string& method, const std::string& path,
     r.body = "draining\n";
     begin_drain("admin");
   } else if (path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/fips" ||
-             path == "/config" || path == "/certs" || path == "/cbom" || path == "/reload" ||
+             path == "/config" || path == "/certs" || path == "/cbom" || path == "/clusters" || path == "/reload" ||
              path == "/drain") {
     r.status = 405;
     r.body = "method not allowed\n";
   } else {
     r.status = 404;
-    r.body = "not found; try /healthz /ready /metrics /fips /config /certs /cbom, POST /reload /drain\n";
+    r.body = "not found; try /healthz /ready /metrics /fips /config /certs /cbom /clusters, POST /reload /drain\n";
   }
   ++admin_requests_[series("fipsproxy_admin_requests_total",
                            {{"path", r.status == 404 ? "other" : path}, {"status", std::to_string(r.status)}})];

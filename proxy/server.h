@@ -16,6 +16,7 @@
 
 #include "certs/fips_self_check.h"
 #include "proxy/admin.h"
+#include "proxy/health_check.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -79,6 +80,8 @@ class Server {
   std::string cert_fp_;
   std::unique_ptr<AdminServer> admin_;
   std::shared_ptr<AuditLog> audit_;
+  std::unique_ptr<HealthChecker> health_;
+  std::string clusters_json() const;
   certs::FipsReport fips_;
   bool ready_ = false;
   std::string last_reload_error_;

@@ -51,6 +51,12 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_audit_records_total", "counter", "handshake audit records written to the chain"},
       {"fipsproxy_audit_dropped_total", "counter", "audit records dropped because the writer queue was full (the chain records each gap)"},
       {"fipsproxy_audit_write_errors_total", "counter", "audit log write errors"},
+      {"fipsproxy_upstream_endpoint_healthy", "gauge", "1 when the active health checks consider the endpoint up"},
+      {"fipsproxy_health_checks_total", "counter", "active health check results per endpoint"},
+      {"fipsproxy_upstream_connect_retries_total", "counter", "upstream connects retried on another endpoint"},
+      {"fipsproxy_upstream_ejections_total", "counter", "endpoints ejected by passive outlier detection"},
+      {"fipsproxy_upstream_ejections_skipped_total", "counter", "ejections skipped because max_ejection_percent was reached"},
+      {"fipsproxy_upstream_no_healthy_total", "counter", "connections refused because no endpoint was eligible"},
       {"fipsproxy_admin_requests_total", "counter", "admin endpoint requests by path and status"},
   };
   return kMetrics;

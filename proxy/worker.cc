@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "proxy/base/log.h"
@@ -318,10 +320,135 @@ void Worker::new_connection(const std::string& address, uv_stream_t* server, int
   raw->start(over);
 }
 
-const config::Address& Worker::next_endpoint(const ClusterRuntime& cluster) {
-  size_t& i = rr_[cluster.cfg->name];
-  const auto& eps = cluster.cfg->endpoints;
-  return eps[i++ % eps.size()];
+Worker::LbState& Worker::lb_state(const ClusterRuntime& cluster) {
+  LbState& st = lb_[cluster.cfg->name];
+  const size_t n = cluster.cfg->endpoints.size();
+  if (st.active.size() != n) {
+    st.current_weight.assign(n, 0);
+    st.active.assign(n, 0);
+    st.failures.assign(n, 0);
+    st.ejected_until.assign(n, 0);
+    st.ejections.assign(n, 0);
+  }
+  return st;
+}
+
+int Worker::pick_endpoint(const ClusterRuntime& cluster, const std::vector<bool>& tried) {
+  LbState& st = lb_state(cluster);
+  const config::Cluster& c = *cluster.cfg;
+  const size_t n = c.endpoints.size();
+  const uint64_t now = uv_now(&loop_);
+  std::vector<size_t> eligible;
+  eligible.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (i < tried.size() && tried[i]) continue;
+    const bool healthy = !cluster.health || cluster.health->up[i].load(std::memory_order_relaxed);
+    if (healthy && st.ejected_until[i] <= now) eligible.push_back(i);
+  }
+  if (eligible.empty() && c.no_healthy_use_all) {
+    for (size_t i = 0; i < n; ++i) {
+      if (i >= tried.size() || !tried[i]) eligible.push_back(i);
+    }
+  }
+  if (eligible.empty()) return -1;
+  auto next_rand = [this] {  // xorshift64*: cheap, per worker, no locks
+    rng_ ^= rng_ >> 12;
+    rng_ ^= rng_ << 25;
+    rng_ ^= rng_ >> 27;
+    return rng_ * 0x2545f4914f6cdd1dull;
+  };
+  size_t pick = eligible[0];
+  switch (c.lb_policy) {
+    case config::LbPolicy::RoundRobin: {
+      // Smooth weighted round robin (nginx): spreads heavy endpoints out instead of bursts.
+      int64_t total = 0;
+      int64_t best = INT64_MIN;
+      for (size_t i : eligible) {
+        st.current_weight[i] += c.weights[i];
+        total += c.weights[i];
+        if (st.current_weight[i] > best) {
+          best = st.current_weight[i];
+          pick = i;
+        }
+      }
+      st.current_weight[pick] -= total;
+      break;
+    }
+    case config::LbPolicy::Random: {
+      uint64_t total = 0;
+      for (size_t i : eligible) total += c.weights[i];
+      uint64_t r = next_rand() % total;
+      for (size_t i : eligible) {
+        if (r < c.weights[i]) {
+          pick = i;
+          break;
+        }
+        r -= c.weights[i];
+      }
+      break;
+    }
+    case config::LbPolicy::LeastRequest: {
+      // Power of two choices on active connections; with two or fewer, compare them all.
+      auto better = [&](size_t a, size_t b) {
+        // Fewer active per unit of weight wins.
+        return static_cast<uint64_t>(st.active[a]) * c.weights[b] <
+               static_cast<uint64_t>(st.active[b]) * c.weights[a];
+      };
+      if (eligible.size() <= 2) {
+        pick = eligible[next_rand() % eligible.size()];
+        for (size_t i : eligible) {
+          if (better(i, pick)) pick = i;
+        }
+      } else {
+        const size_t a = eligible[next_rand() % eligible.size()];
+        size_t b = eligible[next_rand() % eligible.size()];
+        if (b == a) b = eligible[(std::find(eligible.begin(), eligible.end(), a) - eligible.begin() + 1) % eligible.size()];
+        pick = better(b, a) ? b : a;
+      }
+      break;
+    }
+  }
+  ++st.active[pick];
+  return static_cast<int>(pick);
+}
+
+void Worker::release_endpoint(const ClusterRuntime& cluster, int index) {
+  LbState& st = lb_state(cluster);
+  if (index >= 0 && static_cast<size_t>(index) < st.active.size() && st.active[index] > 0) {
+    --st.active[index];
+  }
+}
+
+void Worker::endpoint_result(const ClusterRuntime& cluster, int index, bool ok) {
+  LbState& st = lb_state(cluster);
+  if (index < 0 || static_cast<size_t>(index) >= st.failures.size()) return;
+  const size_t i = static_cast<size_t>(index);
+  if (ok) {
+    st.failures[i] = 0;
+    return;
+  }
+  const auto& od = cluster.cfg->outlier_detection;
+  if (!od || ++st.failures[i] < od->consecutive_failures) return;
+  st.failures[i] = 0;
+  const uint64_t now = uv_now(&loop_);
+  const size_t n = st.ejected_until.size();
+  size_t ejected = 0;
+  for (size_t k = 0; k < n; ++k) ejected += st.ejected_until[k] > now ? 1 : 0;
+  const std::string& name = cluster.cfg->name;
+  const std::string& ep = cluster.cfg->endpoints[i].text;
+  if ((ejected + 1) * 100 > static_cast<size_t>(od->max_ejection_percent) * n) {
+    FP_LOG_WARN("outlier not ejected: max_ejection_percent reached", {"cluster", name},
+                {"endpoint", ep}, {"worker", id_}, {"ejected", ejected});
+    stats_.add(series("fipsproxy_upstream_ejections_skipped_total", {{"cluster", name}}));
+    return;
+  }
+  const uint32_t shift = std::min<uint32_t>(st.ejections[i]++, 16);
+  const uint64_t dur = std::min<uint64_t>(static_cast<uint64_t>(od->base_ejection.count()) << shift,
+                                          static_cast<uint64_t>(od->max_ejection.count()));
+  st.ejected_until[i] = now + dur;
+  FP_LOG_WARN("endpoint ejected after consecutive connect failures", {"cluster", name},
+              {"endpoint", ep}, {"worker", id_}, {"ejection_ms", dur});
+  stats_.add(series("fipsproxy_upstream_ejections_total", {{"cluster", name}, {"endpoint", ep}}));
 }
 
 void Worker::connection_finished(Connection*) {

@@ -56,7 +56,14 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   char* read_buffer() { return read_buf_.get(); }
   Stats& stats() { return stats_; }
-  const config::Address& next_endpoint(const ClusterRuntime& cluster);
+  // Load balancing (per worker, no locks). pick_endpoint: an eligible endpoint index not in
+  // `tried` (healthy per the active checks, not ejected), chosen by the cluster's policy; -1
+  // when there is none (with no_healthy = "use_all", health and ejection are ignored when no
+  // endpoint is eligible). Counts the pick as an active connection until release_endpoint.
+  int pick_endpoint(const ClusterRuntime& cluster, const std::vector<bool>& tried);
+  void release_endpoint(const ClusterRuntime& cluster, int index);
+  // A connect attempt's outcome, for passive outlier ejection.
+  void endpoint_result(const ClusterRuntime& cluster, int index, bool ok);
   void connection_finished(Connection* conn);   // stopped serving; handles closing
   void connection_destroyed(Connection* conn);  // last handle closed: delete it
 
@@ -93,7 +100,16 @@ class Worker {
   std::map<std::string, Listener*> listeners_;  // by address text; freed in their close callback
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   size_t live_ = 0;  // connections not yet finished
-  std::map<std::string, size_t> rr_;  // cluster name -> next endpoint (round robin)
+  struct LbState {
+    std::vector<int64_t> current_weight;  // smooth weighted round robin
+    std::vector<uint32_t> active;         // connections in flight per endpoint
+    std::vector<uint32_t> failures;       // consecutive connect failures
+    std::vector<uint64_t> ejected_until;  // loop time (ms)
+    std::vector<uint32_t> ejections;      // times ejected (back-off exponent)
+  };
+  LbState& lb_state(const ClusterRuntime& cluster);
+  std::map<std::string, LbState> lb_;  // by cluster name; reset when its endpoint count changes
+  uint64_t rng_ = 0x9e3779b97f4a7c15ull;
   uint64_t next_conn_id_ = 0;
   unsigned next_unix_target_ = 0;
   bool draining_ = false;

@@ -33,6 +33,7 @@ namespace fp::base {
   X(UpstreamConnectRefused, "upstream_connect_refused", "the upstream refused the connection") \
   X(UpstreamConnectFailed, "upstream_connect_failed", "the upstream connect failed")          \
   X(UpstreamReset, "upstream_reset", "the upstream connection was reset")                     \
+  X(NoHealthyUpstream, "no_healthy_upstream", "no healthy endpoint in the cluster")            \
   X(DownstreamReset, "downstream_reset", "the downstream connection was reset")               \
   X(ConnectionLimit, "connection_limit", "the listener is at its connection limit")           \
   X(Draining, "draining", "the proxy is draining")                                            \
