@@ -258,6 +258,7 @@ class Core {
 
   // ---- head
   Event scan_head(std::string_view in) noexcept {
+    if (!in.empty()) begin_head_if_needed();
     size_t i = 0;
     const size_t n = in.size();
     while (i < n) {
@@ -603,11 +604,11 @@ class Core {
           if (v >= 0) {
             if (++size_digits_ > 16) return fail(Reason::BadChunkSize, "chunk size over 16 hex digits");
             chunk_size_ = (chunk_size_ << 4) | static_cast<uint64_t>(v);
-            if (request_ && chunk_size_ > limits_.max_body_bytes - body_bytes_) {
-              return fail(Reason::BodyTooLarge, "chunked body over max_body_bytes");
-            }
           } else if (size_digits_ == 0) {
             return fail(Reason::BadChunkSize, "chunk size must start with a hex digit");
+          } else if ((c == ';' || c == '\r') && request_ &&
+                     chunk_size_ > limits_.max_body_bytes - body_bytes_) {
+            return fail(Reason::BodyTooLarge, "chunked body over max_body_bytes");
           } else if (c == ';') {
             ext_bytes_ = 0;
             cs_ = ChunkState::Ext;
@@ -678,7 +679,9 @@ class Core {
     return Event{EventKind::Body, i, 0, i, {}, false};
   }
 
-  // Trailer section after the last chunk: validated like field lines, then dropped.
+  // Trailer section after the last chunk: validated like field lines, then dropped. llhttp is
+  // fed exactly what is forwarded ("0\r\n" then "\r\n"), never the dropped trailer lines, so
+  // its view of the message is the upstream's view.
   Event trailers(std::string_view in) noexcept {
     const size_t n = in.size();
     size_t i = 0;
@@ -692,9 +695,9 @@ class Core {
       if (t_prev_cr_) {
         if (c != '\n') return fail(Reason::BadTrailer, "CR not followed by LF in the trailers");
         t_prev_cr_ = false;
+        Event ev;
         if (trailer_line_.empty()) {
-          Event ev;
-          if (!feed_llhttp(in.data(), i, ev)) return ev;
+          if (!feed_llhttp(kCrlf.data(), kCrlf.size(), ev)) return ev;
           return complete(i, kCrlf);
         }
         std::string_view name, value;
@@ -710,8 +713,6 @@ class Core {
         trailer_line_ += c;
       }
     }
-    Event ev;
-    if (!feed_llhttp(in.data(), n, ev)) return ev;
     return Event{EventKind::NeedMore, n, 0, 0, {}, false};
   }
 
@@ -756,7 +757,6 @@ class Core {
     next_head_clears_ = true;
   }
 
- public:
   void begin_head_if_needed() noexcept {
     if (!next_head_clears_) return;
     next_head_clears_ = false;
@@ -766,9 +766,6 @@ class Core {
       resp = ResponseHead{};
     }
   }
-  bool head_phase() const noexcept { return phase_ == Phase::Head; }
-
- private:
   // ---- llhttp callbacks (noexcept C trampolines)
   static Core* self(llhttp_t* p) noexcept { return static_cast<Core*>(p->data); }
   static int cb_plain(llhttp_t* p) noexcept {
@@ -844,7 +841,6 @@ class Core {
 RequestParser::RequestParser(const Limits& limits) : core_(std::make_unique<detail::Core>(true, limits)) {}
 RequestParser::~RequestParser() = default;
 Event RequestParser::next(std::string_view in) noexcept {
-  if (core_->head_phase()) core_->begin_head_if_needed();
   return core_->next(in);
 }
 Event RequestParser::finish() noexcept { return core_->finish(); }
@@ -857,7 +853,6 @@ ResponseParser::ResponseParser(const Limits& limits) : core_(std::make_unique<de
 ResponseParser::~ResponseParser() = default;
 void ResponseParser::expect_response(std::string_view method) noexcept { core_->expect_response(method); }
 Event ResponseParser::next(std::string_view in) noexcept {
-  if (core_->head_phase()) core_->begin_head_if_needed();
   return core_->next(in);
 }
 Event ResponseParser::finish() noexcept { return core_->finish(); }
