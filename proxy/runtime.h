@@ -23,11 +23,12 @@ struct ClusterHealth {
   explicit ClusterHealth(const config::Cluster& c) : up(new std::atomic<bool>[c.endpoints.size()]) {
     for (const auto& e : c.endpoints) endpoints.push_back(e.text);
     for (size_t i = 0; i < endpoints.size(); ++i) up[i].store(true, std::memory_order_relaxed);
+    reason.resize(endpoints.size());
   }
   std::vector<std::string> endpoints;  // identity for carrying health across reloads
   std::unique_ptr<std::atomic<bool>[]> up;
   // Control thread only: why each endpoint is down, and check counters, for /clusters.
-  std::vector<std::string> reason = std::vector<std::string>(endpoints.size());
+  std::vector<std::string> reason;
 };
 
 struct ClusterRuntime {
