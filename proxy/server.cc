@@ -631,7 +631,12 @@ std::string Server::config_json() const {
   return root.done();
 }
 
-std::string Server::clusters_json() const {
+std::string Server::clusters_json() {
+  const std::map<std::string, uint64_t> w = gather_workers();
+  auto value = [&](const std::string& key) {
+    auto it = w.find(key);
+    return it == w.end() ? uint64_t{0} : it->second;
+  };
   std::string list = "[";
   for (size_t ci = 0; ci < rt_->clusters.size(); ++ci) {
     const ClusterRuntime& c = *rt_->clusters[ci];
@@ -641,6 +646,12 @@ std::string Server::clusters_json() const {
       e.str("address", c.cfg->endpoints[i].text)
           .unum("weight", c.cfg->weights[i])
           .boolean("healthy", c.health->up[i].load(std::memory_order_relaxed))
+          .unum("active_connections",
+                value(series("fipsproxy_upstream_active_connections",
+                             {{"cluster", c.cfg->name}, {"endpoint", c.cfg->endpoints[i].text}})))
+          .unum("ejected_on_workers",
+                value(series("fipsproxy_upstream_endpoint_ejected",
+                             {{"cluster", c.cfg->name}, {"endpoint", c.cfg->endpoints[i].text}})))
           .str("last_check_failure", c.health->reason[i]);
       eps += (i ? "," : "") + e.done();
     }
@@ -661,9 +672,9 @@ std::string Server::clusters_json() const {
   return root.done();
 }
 
-std::string Server::metrics_text() {
-  // Ask every worker for a copy of its counters (they never wait on us, so this cannot
-  // deadlock), bounded by one second.
+std::map<std::string, uint64_t> Server::gather_workers() {
+  // Ask every worker for a copy of its counters and LB gauges (they never wait on us, so this
+  // cannot deadlock), bounded by one second.
   struct Gather {
     std::mutex mu;
     std::condition_variable cv;
@@ -679,6 +690,7 @@ std::string Server::metrics_text() {
     const bool posted = w->post([g](Worker& wk) {
       std::lock_guard<std::mutex> lock(g->mu);
       wk.stats().merge_into(g->merged);
+      wk.lb_gauges(g->merged);
       if (--g->pending == 0) g->cv.notify_all();
     });
     if (!posted) {
@@ -686,12 +698,14 @@ std::string Server::metrics_text() {
       --g->pending;
     }
   }
+  std::unique_lock<std::mutex> lock(g->mu);
+  g->cv.wait_for(lock, std::chrono::seconds(1), [&] { return g->pending == 0; });
+  return g->merged;
+}
+
+std::string Server::metrics_text() {
   std::map<std::string, double> values;
-  {
-    std::unique_lock<std::mutex> lock(g->mu);
-    g->cv.wait_for(lock, std::chrono::seconds(1), [&] { return g->pending == 0; });
-    for (const auto& [k, v] : g->merged) values[k] = static_cast<double>(v);
-  }
+  for (const auto& [k, v] : gather_workers()) values[k] = static_cast<double>(v);
   values[series("fipsproxy_build_info", {{"version", build::kVersion},
                                          {"module", fips_.module_name},
                                          {"module_version", std::to_string(fips_.module_version)},

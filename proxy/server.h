@@ -81,7 +81,9 @@ class Server {
   std::unique_ptr<AdminServer> admin_;
   std::shared_ptr<AuditLog> audit_;
   std::unique_ptr<HealthChecker> health_;
-  std::string clusters_json() const;
+  std::string clusters_json();
+  // Every worker's counters and LB gauges, merged (bounded wait).
+  std::map<std::string, uint64_t> gather_workers();
   certs::FipsReport fips_;
   bool ready_ = false;
   std::string last_reload_error_;

@@ -53,6 +53,8 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_audit_write_errors_total", "counter", "audit log write errors"},
       {"fipsproxy_upstream_endpoint_healthy", "gauge", "1 when the active health checks consider the endpoint up"},
       {"fipsproxy_health_checks_total", "counter", "active health check results per endpoint"},
+      {"fipsproxy_upstream_active_connections", "gauge", "connections in flight per upstream endpoint (all workers)"},
+      {"fipsproxy_upstream_endpoint_ejected", "gauge", "workers on which the endpoint is currently ejected"},
       {"fipsproxy_upstream_connect_retries_total", "counter", "upstream connects retried on another endpoint"},
       {"fipsproxy_upstream_ejections_total", "counter", "endpoints ejected by passive outlier detection"},
       {"fipsproxy_upstream_ejections_skipped_total", "counter", "ejections skipped because max_ejection_percent was reached"},

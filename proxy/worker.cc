@@ -419,6 +419,21 @@ void Worker::release_endpoint(const ClusterRuntime& cluster, int index) {
   }
 }
 
+void Worker::lb_gauges(std::map<std::string, uint64_t>& out) {
+  const uint64_t now = uv_now(&loop_);
+  for (const auto& c : rt_->clusters) {
+    auto it = lb_.find(c->cfg->name);
+    for (size_t i = 0; i < c->cfg->endpoints.size(); ++i) {
+      const std::string& ep = c->cfg->endpoints[i].text;
+      const bool known = it != lb_.end() && i < it->second.active.size();
+      out[series("fipsproxy_upstream_active_connections", {{"cluster", c->cfg->name}, {"endpoint", ep}})] +=
+          known ? it->second.active[i] : 0;
+      out[series("fipsproxy_upstream_endpoint_ejected", {{"cluster", c->cfg->name}, {"endpoint", ep}})] +=
+          known && it->second.ejected_until[i] > now ? 1 : 0;
+    }
+  }
+}
+
 void Worker::endpoint_result(const ClusterRuntime& cluster, int index, bool ok) {
   LbState& st = lb_state(cluster);
   if (index < 0 || static_cast<size_t>(index) >= st.failures.size()) return;

@@ -64,6 +64,9 @@ class Worker {
   void release_endpoint(const ClusterRuntime& cluster, int index);
   // A connect attempt's outcome, for passive outlier ejection.
   void endpoint_result(const ClusterRuntime& cluster, int index, bool ok);
+  // Adds this worker's active connections and ejections per endpoint (gauges, summed over
+  // workers) to `out`.
+  void lb_gauges(std::map<std::string, uint64_t>& out);
   void connection_finished(Connection* conn);   // stopped serving; handles closing
   void connection_destroyed(Connection* conn);  // last handle closed: delete it
 

@@ -212,6 +212,10 @@ TEST_CASE("lb: connect-refused is retried on another endpoint; outlier ejection 
   }
   CHECK(ejected == 1);
   CHECK(lb.metric("fipsproxy_upstream_ejections_skipped_total{cluster=\"app\"}") > 0);
+  const std::string clusters = lb.get("/clusters");
+  INFO(clusters);
+  CHECK(clusters.find("\"ejected_on_workers\":1") != std::string::npos);
+  CHECK(clusters.find("\"active_connections\":0") != std::string::npos);
 }
 
 TEST_CASE("lb: all endpoints down fails fast with no_healthy_upstream, or uses all in panic mode",
