@@ -16,6 +16,7 @@
 #include "certs/fips_self_check.h"
 #include "config/config.h"
 #include "build_info.h"
+#include "proxy/cli_certs.h"
 #include "proxy/fips_baseline.h"
 #include "proxy/explain.h"
 #include "proxy/server.h"
@@ -29,11 +30,15 @@ constexpr const char kUsage[] =
     "\n"
     "commands:\n"
     "  run -c FILE            start the proxy (FIPS checks, config, certs, bind, serve)\n"
-    "  check -c FILE          validate the config and load every certificate; exit 0 or 2\n"
+    "  check -c FILE [--explain [--json]]\n"
+    "                         validate the config and load every certificate; exit 0 or 2;\n"
+    "                         --explain prints the effective TLS policy per listener/cluster\n"
     "  fips-status [--json]   run the FIPS startup checks and print the report; exit 0 or 3\n"
     "  fips-status --diff F   compare with a baseline saved by `fips-status --json`; exit 0 or 3\n"
     "  version                print versions of fipsproxy, the FIPS module and libraries\n"
     "  cbom [-c FILE]         CycloneDX 1.6 cryptographic bill of materials (JSON)\n"
+    "  certs demo --out DIR   a demo PKI (CA, server, client, peer) from the FIPS module's DRBG\n"
+    "  certs inspect FILE...  per certificate: key, signature, SANs, validity, FIPS-policy verdict\n"
     "  audit verify FILE...   check the hash chain of audit logs; exit 0 or 1\n"
     "  help                   this text\n"
     "\n"
@@ -241,6 +246,7 @@ int cli_main(int argc, char** argv) {
   if (cmd == "fips-status") return cmd_fips_status(args);
   if (cmd == "version" || cmd == "--version") return cmd_version();
   if (cmd == "cbom") return cmd_cbom(args);
+  if (cmd == "certs") return cmd_certs(args);
   if (cmd == "audit") return cmd_audit(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);
