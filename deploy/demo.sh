@@ -14,12 +14,18 @@ bin=$root/build/fipsproxy
 demo=${FIPSPROXY_DEMO_DIR:-/tmp/fipsproxy-demo}
 rm -rf "$demo"; mkdir -p "$demo"
 echo "==> [demo] PKI, app and config in $demo"
-"$root/tests/certs/gen.sh" "$demo/pki" >/dev/null
+"$bin" certs demo --out "$demo/pki" >/dev/null
 cat >"$demo/fipsproxy.toml" <<TOML
 # Demo: mTLS on 127.0.0.1:8443 -> HTTP app on a Unix socket.
 workers = 1
 access_log = "$demo/access.log"
 drain_timeout = "5s"
+
+[admin]
+address = "unix:$demo/admin.sock"
+
+[audit]
+path = "$demo/audit.log"
 
 [[listener]]
 name = "inbound"
@@ -56,6 +62,13 @@ curl -sS --cacert "$demo/pki/ca.pem" https://localhost:8443/hello 2>&1 | sed 's/
 sleep 0.2
 echo "==> [demo] access log ($demo/access.log):"
 sed 's/^/    /' "$demo/access.log"
+echo "==> [demo] audit records ($demo/audit.log), hash-chained:"
+sed 's/^/    /' "$demo/audit.log"
+echo "==> [demo] fipsproxy audit verify $demo/audit.log"
+"$bin" audit verify "$demo/audit.log" | sed 's/^/    /'
+echo "==> [demo] admin endpoint: curl --unix-socket $demo/admin.sock http://x/ready"
+curl -sS --unix-socket "$demo/admin.sock" http://x/ready | sed 's/^/    /'
+curl -sS --unix-socket "$demo/admin.sock" http://x/metrics | grep -E '^fipsproxy_(fips_mode|tls_handshakes_total|tls_policy_rejections_total)' | sed 's/^/    /'
 if [ "$serve" = 1 ]; then
   echo "==> [demo] serving on 127.0.0.1:8443 (Ctrl-C to stop); config $demo/fipsproxy.toml"
   wait "$proxy"
