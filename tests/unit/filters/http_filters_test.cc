@@ -73,7 +73,7 @@ TEST_CASE("xfcc: quoting and escaping of hostile SAN contents", "[fast][xfcc]") 
   CHECK(v->find("URI=\"spiffe://example.org/a,URI=spiffe://example.org/admin\"") != std::string::npos);
 }
 
-TEST_CASE("xfcc filter: client XFCC always removed; one well-formed header; CR/LF/NUL → 400", "[fast][xfcc]") {
+TEST_CASE("xfcc filter: client XFCC always removed, one well-formed header, CR/LF/NUL → 400", "[fast][xfcc]") {
   XfccFilterFactory factory(XfccConfig{});
   auto f = factory.create();
   CHECK(f->name() == "xfcc");
