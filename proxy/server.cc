@@ -179,6 +179,12 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
       if (cr->cfg->name == l.cluster) lr->cluster = cr.get();
     }
     if (lr->cluster == nullptr) add_error("listener " + l.name + ": no cluster named '" + l.cluster + "'");
+    if (l.mode == config::Mode::Http1) {
+      // The HTTP/1 parser and filters exist (filters/http1) but the data path does not use them
+      // yet: refuse rather than silently proxying as tcp.
+      add_error(l.loc.file + ":" + std::to_string(l.loc.line) + ":" + std::to_string(l.loc.col) +
+                ": listener " + l.name + ": mode = \"http1\" is not available yet; use \"tcp\"");
+    }
     if (previous != nullptr) {
       for (const auto& old : previous->listeners) {
         if (old->cfg->name == l.name) lr->active = old->active;
@@ -539,12 +545,20 @@ void Server::on_worker_exit(uv_async_t* a) noexcept {
   self->dir_watches_.clear();
 }
 
-void Server::begin_drain(const char* why) {
+void Server::begin_drain(const char* why, bool from_signal) {
   if (draining_) {
-    FP_LOG_WARN("second stop signal: closing all connections now", {"signal", why});
-    for (auto& w : workers_) w->force_close();
+    if (from_signal && drain_by_signal_) {
+      FP_LOG_WARN("second stop signal: closing all connections now", {"signal", why});
+      for (auto& w : workers_) w->force_close();
+      return;
+    }
+    // E.g. Kubernetes: preStop POSTs /drain, then the kubelet sends SIGTERM. That SIGTERM is the
+    // first signal: keep draining; only a further one closes everything at once.
+    if (from_signal) drain_by_signal_ = true;
+    FP_LOG_INFO("already draining", {"trigger", why});
     return;
   }
+  drain_by_signal_ = from_signal;
   draining_ = true;
   uv_timer_stop(&cert_poll_);
   // The admin endpoint stays up while draining so /ready can say so; it closes with the loop.
@@ -827,7 +841,7 @@ void Server::handle_admin(const std::string& method, const std::string& path,
   } else if (path == "/drain" && method == "POST") {
     r.status = 202;
     r.body = "draining\n";
-    begin_drain("admin");
+    begin_drain("admin", false);
   } else if (path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/fips" ||
              path == "/config" || path == "/certs" || path == "/cbom" || path == "/clusters" || path == "/reload" ||
              path == "/drain") {
@@ -848,7 +862,7 @@ void Server::on_signal(uv_signal_t* s, int signum) noexcept {
     if (!self->draining_) self->reload(true, "SIGHUP");
     return;
   }
-  self->begin_drain(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  self->begin_drain(signum == SIGTERM ? "SIGTERM" : "SIGINT", true);
 }
 
 void Server::on_drain_deadline(uv_timer_t* t) noexcept {

@@ -43,7 +43,9 @@ class Server {
   // Re-reads the config (reload) or only the certificates (rotation) and publishes a new
   // generation. False (old generation kept) on any error, each logged.
   bool reload(bool reread_config, const char* why);
-  void begin_drain(const char* why);
+  // from_signal: a SIGTERM/SIGINT (a second one while a signal-started drain runs closes
+  // everything at once); false: the admin endpoint.
+  void begin_drain(const char* why, bool from_signal);
   void watch_cert_dirs();
   void check_cert_files(const char* why);
   std::string cert_fingerprint() const;
@@ -90,6 +92,7 @@ class Server {
   std::map<std::string, uint64_t> admin_requests_;
   std::atomic<unsigned> exited_{0};
   bool draining_ = false;
+  bool drain_by_signal_ = false;
   uint64_t reload_ok_ = 0;
   uint64_t reload_failed_ = 0;
 };

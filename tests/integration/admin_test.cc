@@ -142,7 +142,11 @@ TEST_CASE("admin: healthz, ready, metrics, fips, config, reload and drain", "[fa
   HttpReply during = admin_request(sock, "GET", "/ready");
   CHECK(during.status == 503);
   CHECK(during.body.find("draining") != std::string::npos);
+  // Kubernetes order: preStop POSTs /drain, then SIGTERM arrives. That first signal must not
+  // cut live connections.
+  env.proxy->signal(SIGTERM);
   CHECK(client_result(*held, 10s).ok());
+  CHECK(env.log().find("already draining") != std::string::npos);
   ExitStatus st = env.proxy->wait_exit(10s);
   CHECK(st.exited);
   CHECK(st.code == 0);
