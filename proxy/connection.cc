@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "certs/audit_chain.h"
+#include "filters/http1/parser.h"
 #include "proxy/base/json.h"
 #include "proxy/base/log.h"
 #include "proxy/worker.h"
@@ -45,6 +46,18 @@ bool is_ip_literal(const std::string& host) {
 }
 
 }  // namespace
+
+struct Connection::Http {
+  filters::http1::RequestParser req;
+  filters::http1::ResponseParser resp;
+  filters::http1::Http1Chain chain;
+  uint64_t requests = 0;            // request heads forwarded
+  uint64_t responses = 0;           // final responses completed
+  bool response_head_sent = false;  // of the response in progress
+  bool close_after_response = false;
+  std::string remote_ip;
+  std::string head;                 // serialisation scratch
+};
 
 struct Connection::WriteReq {
   uv_write_t req;
@@ -111,6 +124,15 @@ void Connection::start(bool over_limit) {
     return;
   }
   counted_ = true;  // the worker took a slot in listener_.active for us
+  if (listener_.cfg->mode == config::Mode::Http1) {
+    http_ = std::make_unique<Http>();
+    for (const auto& f : listener_.http_filters) http_->chain.push_back(f->create());
+    const size_t colon = peer_addr_.rfind(':');
+    http_->remote_ip = colon == std::string::npos ? peer_addr_ : peer_addr_.substr(0, colon);
+    if (!http_->remote_ip.empty() && http_->remote_ip.front() == '[') {
+      http_->remote_ip = http_->remote_ip.substr(1, http_->remote_ip.size() - 2);
+    }
+  }
   if (listener_.tls) {
     down_.tls = TlsTransport::create(listener_.tls, "");
     if (!down_.tls) {
@@ -252,6 +274,176 @@ void Connection::pump(Endpoint& ep) {
 }
 
 void Connection::forward(Endpoint& from, const char* data, size_t len) {
+  if (http_) {
+    if (from.is_down) {
+      http_from_down(data, len);
+    } else {
+      http_from_up(data, len);
+    }
+    return;
+  }
+  forward_raw(from, data, len);
+}
+
+void Connection::send_down(const std::string& bytes) {
+  down_.bytes_out += bytes.size();
+  if (down_.tls) {
+    if (!down_.tls->write(bytes.data(), bytes.size())) return;
+    flush(down_);
+  } else {
+    write_raw(down_, bytes);
+  }
+}
+
+void Connection::http_refuse(int status, std::string_view token, Code code, Side side,
+                             std::string detail) {
+  if (closing_) return;
+  worker_.stats().add(series("fipsproxy_http1_rejections_total",
+                             {{"listener", listener_.cfg->name}, {"reason", token}}));
+  const char* phrase = status == 400   ? "Bad Request"
+                       : status == 413 ? "Payload Too Large"
+                       : status == 414 ? "URI Too Long"
+                       : status == 431 ? "Request Header Fields Too Large"
+                       : status == 501 ? "Not Implemented"
+                       : status == 502 ? "Bad Gateway"
+                       : status == 505 ? "HTTP Version Not Supported"
+                       : status == 403 ? "Forbidden"
+                                       : "Error";
+  const std::string body = std::string(token) + "\n";
+  send_down("HTTP/1.1 " + std::to_string(status) + " " + phrase +
+            "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\nConnection: close\r\n\r\n" + body);
+  do_shutdown(down_);
+  fail(make_error(code, side, std::string(token) + (detail.empty() ? "" : ": " + detail)));
+}
+
+void Connection::http_from_down(const char* data, size_t len) {
+  using filters::http1::EventKind;
+  std::string_view in(data, len);
+  while (!closing_) {
+    filters::http1::Event ev = http_->req.next(in);
+    switch (ev.kind) {
+      case EventKind::NeedMore:
+        return;
+      case EventKind::Head: {
+        filters::http1::RequestHead& head = http_->req.request();
+        filters::http1::ConnContext ctx{listener_.cfg->name, http_->remote_ip, down_.tls != nullptr,
+                                        down_tls_done_ && down_info_.peer.present ? &down_info_.peer : nullptr};
+        filters::http1::HeadVerdict v = filters::http1::run_on_request_head(http_->chain, head, ctx);
+        if (v.respond) {
+          http_refuse(v.status, v.reason, Code::Http1BadRequest, Side::Downstream, "");
+          return;
+        }
+        http_->resp.expect_response(head.method);
+        ++http_->requests;
+        http_->head.clear();
+        head.serialize_to(http_->head);
+        forward_raw(down_, http_->head.data(), http_->head.size());
+        break;
+      }
+      case EventKind::Body:
+        if (ev.length) forward_raw(down_, in.data() + ev.offset, ev.length);
+        break;
+      case EventKind::MessageComplete:
+        if (!ev.tail.empty()) forward_raw(down_, ev.tail.data(), ev.tail.size());
+        if (!ev.keep_alive) http_->close_after_response = true;
+        break;
+      case EventKind::Discard:
+        break;  // bytes after a request that closes the connection: never forwarded
+      case EventKind::Error: {
+        const filters::http1::ParseError& e = http_->req.error();
+        if (e.after_head) {
+          // Part of this request reached the upstream: that connection cannot be reused.
+          worker_.stats().add(series("fipsproxy_http1_rejections_total",
+                                     {{"listener", listener_.cfg->name}, {"reason", e.token()}}));
+          fail(make_error(Code::Http1BadRequest, Side::Downstream, std::string(e.token()) + ": " + e.detail));
+        } else {
+          http_refuse(e.status, e.token(), Code::Http1BadRequest, Side::Downstream, e.detail);
+        }
+        return;
+      }
+    }
+    in.remove_prefix(ev.consumed);
+  }
+}
+
+void Connection::http_from_up(const char* data, size_t len) {
+  using filters::http1::EventKind;
+  std::string_view in(data, len);
+  while (!closing_) {
+    filters::http1::Event ev = http_->resp.next(in);
+    switch (ev.kind) {
+      case EventKind::NeedMore:
+        return;
+      case EventKind::Head: {
+        filters::http1::ResponseHead& head = http_->resp.response();
+        filters::http1::ConnContext ctx{listener_.cfg->name, http_->remote_ip, down_.tls != nullptr, nullptr};
+        filters::http1::run_on_response_head(http_->chain, head, ctx);
+        if (!head.informational) {
+          http_->response_head_sent = true;
+          if (http_->close_after_response || !head.keep_alive) head.headers.set("Connection", "close");
+        }
+        http_->head.clear();
+        head.serialize_to(http_->head);
+        forward_raw(up_, http_->head.data(), http_->head.size());
+        break;
+      }
+      case EventKind::Body:
+        if (ev.length) forward_raw(up_, in.data() + ev.offset, ev.length);
+        break;
+      case EventKind::MessageComplete: {
+        if (!ev.tail.empty()) forward_raw(up_, ev.tail.data(), ev.tail.size());
+        ++http_->responses;
+        http_->response_head_sent = false;
+        const bool last = http_->close_after_response && http_->responses >= http_->requests;
+        if (last || !http_->resp.reusable()) {
+          // The exchange ends here: close both sides once the response is written.
+          do_shutdown(down_);
+          fail(make_error(Code::Completed, Side::Internal, ""));
+          return;
+        }
+        break;
+      }
+      case EventKind::Discard:
+        break;
+      case EventKind::Error: {
+        const filters::http1::ParseError& e = http_->resp.error();
+        if (!http_->response_head_sent) {
+          http_refuse(502, e.token(), Code::Http1BadResponse, Side::Upstream, e.detail);
+        } else {
+          fail(make_error(Code::Http1BadResponse, Side::Upstream, std::string(e.token()) + ": " + e.detail));
+        }
+        return;
+      }
+    }
+    in.remove_prefix(ev.consumed);
+  }
+}
+
+void Connection::http_finish_side(Endpoint& from) {
+  std::string none;
+  if (from.is_down) {
+    filters::http1::Event ev = http_->req.finish();
+    if (ev.kind == filters::http1::EventKind::Error) {
+      const filters::http1::ParseError& e = http_->req.error();
+      fail(make_error(Code::Http1BadRequest, Side::Downstream, std::string(e.token()) + ": " + e.detail));
+    }
+    return;
+  }
+  filters::http1::Event ev = http_->resp.finish();
+  if (ev.kind == filters::http1::EventKind::MessageComplete) {
+    if (!ev.tail.empty()) forward_raw(up_, ev.tail.data(), ev.tail.size());
+  } else if (ev.kind == filters::http1::EventKind::Error) {
+    const filters::http1::ParseError& e = http_->resp.error();
+    if (!http_->response_head_sent && http_->responses < http_->requests) {
+      http_refuse(502, e.token(), Code::Http1BadResponse, Side::Upstream, e.detail);
+    } else {
+      fail(make_error(Code::Http1BadResponse, Side::Upstream, std::string(e.token()) + ": " + e.detail));
+    }
+  }
+}
+
+void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
   Endpoint& to = other(from);
   from.bytes_in += len;
   to.bytes_out += len;
@@ -326,6 +518,10 @@ void Connection::after_write(Endpoint& ep) {
 
 void Connection::source_finished(Endpoint& from) {
   from.read_eof = true;
+  if (http_) {
+    http_finish_side(from);
+    if (closing_) return;
+  }
   do_shutdown(other(from));
   check_done();
 }
@@ -813,6 +1009,7 @@ void Connection::write_access_log() {
       .str("up_group", up_tls_done_ ? up_info_.group : "")
       .str("up_peer_spiffe", up_info_.peer.spiffe_id)
       .str_array("up_peer_dns", up_info_.peer.dns)
+      .unum("http_requests", http_ ? http_->requests : 0)
       .unum("bytes_from_downstream", down_.bytes_in)
       .unum("bytes_to_downstream", down_.bytes_out)
       .dbl("duration_ms", dur)

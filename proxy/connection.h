@@ -81,7 +81,18 @@ class Connection {
   void on_eof(Endpoint& ep);
   void drive_handshake(Endpoint& ep);
   void pump(Endpoint& ep);
+  // Plaintext from `from` for the other side: tcp mode forwards it as is; http1 mode runs it
+  // through the HTTP/1 parsers and filters first.
   void forward(Endpoint& from, const char* data, size_t len);
+  void forward_raw(Endpoint& from, const char* data, size_t len);
+  // http1 mode (DESIGN.md §6): requests and responses parsed in lockstep.
+  struct Http;
+  void http_from_down(const char* data, size_t len);
+  void http_from_up(const char* data, size_t len);
+  void http_finish_side(Endpoint& from);  // EOF from `from`: let the parser conclude
+  // Answers the client with `status` and closes; nothing more is forwarded.
+  void http_refuse(int status, std::string_view token, Code code, Side side, std::string detail);
+  void send_down(const std::string& bytes);
   void flush(Endpoint& ep);
   void write_raw(Endpoint& ep, std::string data);
   void after_write(Endpoint& ep);
@@ -150,6 +161,7 @@ class Connection {
   bool down_audited_ = false;
   bool up_audited_ = false;
   Error close_reason_{Code::Completed, Side::Internal, ""};
+  std::unique_ptr<Http> http_;  // set on http1 listeners
 };
 
 }  // namespace fp::proxy

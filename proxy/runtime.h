@@ -11,6 +11,7 @@
 
 #include "certs/tls_context.h"
 #include "config/config.h"
+#include "filters/http1/http_filter.h"
 #include "proxy/access_log.h"
 #include "proxy/audit_log.h"
 
@@ -45,6 +46,8 @@ struct ListenerRuntime {
   // Connections open on this listener across workers. Shared with the next generation when the
   // listener keeps its name, so max_connections holds across reloads.
   std::shared_ptr<std::atomic<uint32_t>> active = std::make_shared<std::atomic<uint32_t>>(0);
+  // mode = "http1": the HTTP/1 filter chain, built and validated at load (forwarded, xfcc).
+  std::vector<std::shared_ptr<const filters::http1::Http1FilterFactory>> http_filters;
 };
 
 struct Runtime {

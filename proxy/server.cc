@@ -20,6 +20,8 @@
 #include "proxy/base/log.h"
 #include "build_info.h"
 #include "proxy/base/json.h"
+#include "filters/http1/forwarded.h"
+#include "filters/http1/xfcc.h"
 #include "proxy/cli.h"
 #include "proxy/fips_baseline.h"
 #include "proxy/stats.h"
@@ -180,10 +182,13 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
     }
     if (lr->cluster == nullptr) add_error("listener " + l.name + ": no cluster named '" + l.cluster + "'");
     if (l.mode == config::Mode::Http1) {
-      // The HTTP/1 parser and filters exist (filters/http1) but the data path does not use them
-      // yet: refuse rather than silently proxying as tcp.
-      add_error(l.loc.file + ":" + std::to_string(l.loc.line) + ":" + std::to_string(l.loc.col) +
-                ": listener " + l.name + ": mode = \"http1\" is not available yet; use \"tcp\"");
+      // Downstream → upstream order: X-Forwarded-* first, then the client certificate.
+      filters::http1::ForwardedConfig fwd;
+      lr->http_filters.push_back(std::make_shared<filters::http1::ForwardedFilterFactory>(fwd));
+      if (l.tls) {
+        lr->http_filters.push_back(
+            std::make_shared<filters::http1::XfccFilterFactory>(filters::http1::XfccConfig{}));
+      }
     }
     if (previous != nullptr) {
       for (const auto& old : previous->listeners) {

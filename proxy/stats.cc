@@ -59,6 +59,7 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_upstream_ejections_total", "counter", "endpoints ejected by passive outlier detection"},
       {"fipsproxy_upstream_ejections_skipped_total", "counter", "ejections skipped because max_ejection_percent was reached"},
       {"fipsproxy_upstream_no_healthy_total", "counter", "connections refused because no endpoint was eligible"},
+      {"fipsproxy_http1_rejections_total", "counter", "HTTP/1 requests refused (strict parsing, limits, filters) and invalid upstream responses, by reason"},
       {"fipsproxy_admin_requests_total", "counter", "admin endpoint requests by path and status"},
   };
   return kMetrics;

@@ -34,6 +34,8 @@ namespace fp::base {
   X(UpstreamConnectFailed, "upstream_connect_failed", "the upstream connect failed")          \
   X(UpstreamReset, "upstream_reset", "the upstream connection was reset")                     \
   X(NoHealthyUpstream, "no_healthy_upstream", "no healthy endpoint in the cluster")            \
+  X(Http1BadRequest, "http1_bad_request", "the HTTP/1 request was refused (see detail)")      \
+  X(Http1BadResponse, "http1_bad_response", "the upstream's HTTP/1 response was invalid")     \
   X(DownstreamReset, "downstream_reset", "the downstream connection was reset")               \
   X(ConnectionLimit, "connection_limit", "the listener is at its connection limit")           \
   X(Draining, "draining", "the proxy is draining")                                            \
