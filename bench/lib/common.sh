@@ -1,0 +1,94 @@
+# Shared settings for bench/ (sourced). All runtime state under $FB_ROOT (scratch, /tmp/fpbench:
+# the conf/ files hard-code that path). Nothing listens or connects beyond 127.0.0.1 / Unix sockets.
+FB_ROOT=/tmp/fpbench
+PKI_DIR=$FB_ROOT/pki
+RUN_DIR=$FB_ROOT/run
+LOG_DIR=$FB_ROOT/log
+WWW_DIR=$FB_ROOT/www
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+CONF_DIR=$BENCH_DIR/conf
+FIPSPROXY=${FIPSPROXY:-$REPO_DIR/build/fipsproxy}
+PROXY_CPU=${PROXY_CPU:-0}      # the proxy under test
+CLIENT_CPU=${CLIENT_CPU:-1}    # load generators and the plaintext backend / TLS origin
+BACKEND_CPU=${BACKEND_CPU:-$CLIENT_CPU}
+HSLOAD=$FB_ROOT/bin/hsload
+
+# name       tls    mtls   orig   (orig = plaintext in -> mTLS out to the nginx TLS origin :28600)
+TARGETS_TABLE='
+fipsproxy    28401  28402  28403
+haproxy      28421  28422  28423
+nginx        28411  28412  28413
+'
+BACKEND_SOCK=$RUN_DIR/backend.sock
+ORIGIN_PORT=28600
+ADMIN_SOCK=$RUN_DIR/fipsproxy-admin.sock
+
+target_field() { awk -v n="$1" -v c="$2" '$1==n {print $c}' <<<"$TARGETS_TABLE"; }
+target_names() { awk 'NF {print $1}' <<<"$TARGETS_TABLE"; }
+
+cmd_for() {  # the server's command line (run in the foreground)
+  case $1 in
+    backend)   echo "nginx -c $CONF_DIR/backend-nginx.conf -e $LOG_DIR/backend.err" ;;
+    fipsproxy) echo "$FIPSPROXY run -c $CONF_DIR/fipsproxy.toml" ;;
+    haproxy)   echo "haproxy -db -f $CONF_DIR/haproxy.cfg" ;;
+    nginx)     echo "nginx -c $CONF_DIR/nginx-stream.conf -e $LOG_DIR/nginx.err" ;;
+    *) return 1 ;;
+  esac
+}
+cpu_for() { [[ $1 == backend ]] && echo "$BACKEND_CPU" || echo "$PROXY_CPU"; }
+port_for() { [[ $1 == backend ]] && echo "$ORIGIN_PORT" || target_field "$1" 2; }
+
+wait_port() {  # wait_port PORT [TIMEOUT_S]
+  local p=$1 t=${2:-10} i=0
+  while (( i < t*20 )); do
+    ss -Hltn "sport = :$p" | grep -q . && return 0
+    sleep 0.05; i=$((i+1))
+  done
+  return 1
+}
+alive() { [[ -f $RUN_DIR/$1.pid ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
+start_one() {  # start NAME pinned to its core; PID (the server itself, via exec) in RUN_DIR/NAME.pid
+  local name=$1 cmd cpu port
+  cmd=$(cmd_for "$name") || { echo "unknown target: $name" >&2; return 1; }
+  cpu=$(cpu_for "$name"); port=$(port_for "$name")
+  alive "$name" && { echo "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return 0; }
+  if ss -Hltn "sport = :$port" | grep -q .; then echo "port $port busy, not starting $name" >&2; return 1; fi
+  ( ulimit -n "$(ulimit -Hn)"; exec taskset -c "$cpu" $cmd >"$LOG_DIR/$name.log" 2>&1 ) &
+  echo $! > "$RUN_DIR/$name.pid"
+  if wait_port "$port" 15; then
+    echo "# started $name pid=$(cat "$RUN_DIR/$name.pid") port=$port cpu=$cpu"
+  else
+    echo "FAILED to start $name (log $LOG_DIR/$name.log):" >&2; tail -5 "$LOG_DIR/$name.log" >&2
+    stop_one "$name"; return 1
+  fi
+}
+
+stop_one() {  # TERM the recorded PID (KILL after 10 s), then its recorded children. Nothing else.
+  local name=$1 pid kids k i
+  [[ -f $RUN_DIR/$name.pid ]] || return 0
+  pid=$(cat "$RUN_DIR/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kids=$(python3 "$BENCH_DIR/lib/proc.py" descendants "$pid")
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    for k in $kids; do kill -0 "$k" 2>/dev/null && kill -TERM "$k" 2>/dev/null; done
+    for k in $kids; do  # wait for the recorded children too (an nginx worker may outlive its master)
+      for i in $(seq 1 50); do kill -0 "$k" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null
+    done
+    wait "$pid" 2>/dev/null
+    echo "# stopped $name (pid $pid)"
+  fi
+  rm -f "$RUN_DIR/$name.pid"
+}
+
+make_www() {
+  mkdir -p "$WWW_DIR"
+  [[ -s $WWW_DIR/1m ]] || {
+    head -c 1024 /dev/urandom > "$WWW_DIR/1k"; head -c 65536 /dev/urandom > "$WWW_DIR/64k"
+    head -c 1048576 /dev/urandom > "$WWW_DIR/1m"; }
+  chmod 755 "$FB_ROOT" "$WWW_DIR"; chmod 644 "$WWW_DIR"/*
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Markdown table from a results TSV (label metric value unit round): the median over rounds per
+target and metric, (min–max) with --range, and the ratio fipsproxy / best peer (best = highest for
+rates, lowest for latency, memory and start times, marked ↓).
+  table.py results.tsv [--range] [--ref fipsproxy]"""
+import statistics, sys
+from collections import defaultdict
+
+ROWS = [  # (header, metric, format, lower_is_better)
+    ("keep-alive 1 KiB req/s", "ka1k_rps", "{:.0f}", False),
+    ("keep-alive 1 KiB req/s per proxy core", "ka1k_rps_per_core", "{:.0f}", False),
+    ("keep-alive p50 ms (50 conns, saturated)", "ka1k_p50_ms", "{:.2f}", True),
+    ("keep-alive p99 ms (50 conns, saturated)", "ka1k_p99_ms", "{:.2f}", True),
+    ("fixed-rate p50 ms (10 conns x 10 ms think)", "lat1k_p50_ms", "{:.3f}", True),
+    ("fixed-rate p99 ms", "lat1k_p99_ms", "{:.3f}", True),
+    ("fixed-rate achieved req/s", "lat1k_rps", "{:.0f}", None),
+    ("bulk 1 MiB MiB/s", "bulk1m_mib_s", "{:.0f}", False),
+    ("bulk 1 MiB MiB/s per proxy core", "bulk1m_mib_s_per_core", "{:.0f}", False),
+    ("CPU core-s per GiB forwarded (bulk)", "bulk1m_cpu_s_per_gib", "{:.2f}", True),
+    ("TLS1.3 full hs/s", "hs13_per_s", "{:.0f}", False),
+    ("TLS1.3 hs per core-s", "hs13_per_core_s", "{:.0f}", False),
+    ("TLS1.2 hs per core-s", "hs12_per_core_s", "{:.0f}", False),
+    ("mTLS1.3 hs per core-s", "hsmtls13_per_core_s", "{:.0f}", False),
+    ("conn + 1 req per core-s", "cps13_per_core_s", "{:.0f}", False),
+    ("RSS base MiB", "rss_base_kib", "kib", True),
+    ("RSS with 2000 idle TLS conns MiB", "rss_idle_kib", "kib", True),
+    ("bytes per idle TLS conn", "idle_bytes_per_conn", "{:.0f}", True),
+    ("RSS peak MiB", "rss_peak_kib", "kib", True),
+    ("origination 1 KiB req/s (plain in, mTLS out)", "orig_ka1k_rps", "{:.0f}", False),
+    ("origination 1 KiB req/s per proxy core", "orig_ka1k_rps_per_core", "{:.0f}", False),
+    ("origination bulk 1 MiB MiB/s", "orig_bulk1m_mib_s", "{:.0f}", False),
+    ("origination bulk MiB/s per proxy core", "orig_bulk1m_mib_s_per_core", "{:.0f}", False),
+    ("cold start: exec -> listening ms", "cold_listen_ms", "{:.1f}", True),
+    ("cold start: exec -> first TLS handshake ms", "cold_tls_ms", "{:.1f}", True),
+    ("cold start: exec -> /ready 200 ms", "cold_ready_ms", "{:.1f}", True),
+    ("errors (sum of all steps)", "errors_total", "{:.0f}", True),
+    ("calib P-256 sign/wall-s on core 0 (quiet ~50k)", "calib_sign_start", "{:.0f}", None),
+]
+
+def main(path):
+    ref = sys.argv[sys.argv.index("--ref") + 1] if "--ref" in sys.argv else "fipsproxy"
+    data = defaultdict(lambda: defaultdict(list))
+    errs = defaultdict(lambda: defaultdict(float))
+    order = []
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 5:
+            continue
+        label, metric, value, _, rnd = f[:5]
+        if label.startswith("raw"):
+            continue
+        if label not in order:
+            order.append(label)
+        try:
+            v = float(value)
+        except ValueError:
+            continue
+        data[label][metric].append(v)
+        if metric.endswith("_errors"):
+            errs[label][rnd] += v
+    for l in order:
+        for r, v in errs[l].items():
+            data[l]["errors_total"].append(v)
+    cols = ([ref] if ref in order else []) + [l for l in order if l != ref]
+    print("| metric | " + " | ".join(cols) + f" | {ref} / best peer |")
+    print("|---|" + "---|" * (len(cols) + 1))
+    for head, m, fmt, lower in ROWS:
+        if not any(data[l].get(m) for l in cols):
+            continue
+        f = (lambda y: f"{y/1024:.1f}") if fmt == "kib" else fmt.format
+        cells, med = [], {}
+        for l in cols:
+            v = data[l].get(m)
+            if not v:
+                cells.append("–"); continue
+            med[l] = statistics.median(v)
+            cell = f(med[l])
+            if len(v) > 1 and "--range" in sys.argv:
+                cell += f" ({f(min(v))}–{f(max(v))})"
+            cells.append(cell)
+        peers = [med[l] for l in cols if l != ref and l in med]
+        ratio = "–"
+        if lower is not None and ref in med and peers:
+            best = min(peers) if lower else max(peers)
+            if best > 0:
+                ratio = f"{med[ref] / best:.2f}" + (" ↓" if lower else "")
+            elif med[ref] == 0:
+                ratio = "= (0)"
+        print(f"| {head} | " + " | ".join(cells) + f" | {ratio} |")
+    rounds = {l: len(data[l].get("calib_sign_start", [])) for l in cols}
+    print("\nmedian over rounds; rounds per target: " + ", ".join(f"{l}={n}" for l, n in rounds.items())
+          + ". Ratio: rates >1 = fipsproxy ahead; rows marked ↓ (latency, memory, time): <1 = fipsproxy ahead.")
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# fipsproxy vs HAProxy vs nginx, per core, same FIPS policy, same certs, same backend, one run.
+#   bench/run.sh [--quick] [--rounds N] [--targets fipsproxy,haproxy,nginx] [--tests LIST]
+#                [--no-coldstart] [--results DIR]
+# --quick: 1 round, 3 s steps, 3 cold starts. Default: 3 rounds, 10 s steps, 10 cold starts.
+# Prints BENCH label=… metric=… value=… unit=… round=… lines and a markdown table (median per
+# metric, ratio fipsproxy / best peer). Writes bench/results/<utc-ts>/{results.tsv,run.log,table.md,policy.txt}.
+# Installs nothing: a missing tool is named with its Debian package and the run stops.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib/common.sh"
+ROUNDS=3; QUICK=0; TARGETS=fipsproxy,haproxy,nginx; COLD=1; RESULTS=""; TESTS_ARG=""
+while (( $# )); do
+  case $1 in
+    --quick) QUICK=1; ROUNDS=1 ;;
+    --rounds) ROUNDS=${2:?}; shift ;;
+    --targets) TARGETS=${2:?}; shift ;;
+    --tests) TESTS_ARG=${2:?}; shift ;;
+    --no-coldstart) COLD=0 ;;
+    --results) RESULTS=${2:?}; shift ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ $QUICK == 1 ]] && { export DURATION=${DURATION:-3} HS_TIME=${HS_TIME:-3} IDLE_HOLD=${IDLE_HOLD:-2}; COLD_RUNS=${COLD_RUNS:-3}; }
+COLD_RUNS=${COLD_RUNS:-10}
+[[ -n $TESTS_ARG ]] && export TESTS=$TESTS_ARG
+
+# ---- dependencies (checked, never installed here) ----
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need haproxy haproxy; need nginx nginx; need wrk wrk; need openssl openssl; need python3 python3
+need go golang-go; need taskset util-linux; need ss iproute2; need timeout coreutils
+[[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || missing+=(libnginx-mod-stream)
+if (( ${#missing[@]} )); then
+  echo "missing Debian packages: ${missing[*]}" >&2
+  echo "install with: apt-get install -y --no-install-recommends ${missing[*]}" >&2; exit 2
+fi
+[[ -x $FIPSPROXY ]] || { echo "no $FIPSPROXY: build it with deploy/bootstrap.sh (or ninja -C build fipsproxy)" >&2; exit 2; }
+NCPU=$(nproc)
+(( NCPU > PROXY_CPU && NCPU > CLIENT_CPU )) || { echo "need cores $PROXY_CPU and $CLIENT_CPU" >&2; exit 2; }
+
+RESULTS=${RESULTS:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$RESULTS" "$RUN_DIR" "$LOG_DIR" "$FB_ROOT/bin"
+export OUT=$RESULTS/results.tsv; : > "$OUT"
+IFS=, read -ra TLIST <<<"$TARGETS"
+for t in "${TLIST[@]}"; do target_field "$t" 2 | grep -q . || { echo "unknown target $t" >&2; exit 2; }; done
+
+stop_all() { for t in "${TLIST[@]}"; do stop_one "$t" >/dev/null; done; stop_one backend >/dev/null; }
+trap 'stop_all' EXIT
+trap 'exit 130' INT TERM
+
+{
+echo "# bench/run.sh $(date -u +%FT%TZ) rounds=$ROUNDS quick=$QUICK targets=$TARGETS"
+echo "# machine: $NCPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
+echo "# pinning: proxy under test on core $PROXY_CPU alone; backend nginx + TLS origin + load generators share core $CLIENT_CPU."
+(( NCPU == 2 )) && echo "# NOTE: this machine has only 2 cores: the client core is shared by load, backend and origin; other jobs on the machine add noise. Compare ratios within this run only."
+echo "# versions: $("$FIPSPROXY" version 2>&1 | head -3 | paste -sd';') | $(haproxy -v | head -1) | $(nginx -v 2>&1) | $(openssl version) | $(wrk -v 2>&1 | head -1) | $(go version)"
+echo "# loadavg at start: $(cat /proc/loadavg)"
+
+# ---- PKI (ECDSA P-256), bodies, load tool, backend ----
+[[ -s $PKI_DIR/client-openssl.cnf ]] || "$HERE/gen-pki.sh" >/dev/null || exit 1
+make_www
+if [[ ! -x $HSLOAD || $HERE/lib/hsload.go -nt $HSLOAD ]]; then
+  GOCACHE=$FB_ROOT/gocache GOPATH=$FB_ROOT/gopath GOFLAGS=-mod=mod go build -o "$HSLOAD" "$HERE/lib/hsload.go" || exit 1
+fi
+"$FIPSPROXY" check -c "$CONF_DIR/fipsproxy.toml" >/dev/null || exit 1
+start_one backend || exit 1
+
+# ---- rounds: each target started fresh, policy-checked (round 1), measured, stopped.
+#      The order rotates every round so no target always runs first after a compile burst.
+n=${#TLIST[@]}
+for r in $(seq 1 "$ROUNDS"); do
+  for i in $(seq 0 $((n - 1))); do
+    t=${TLIST[$(( (i + r - 1) % n ))]}
+    echo "## round $r target $t"
+    start_one "$t" || continue
+    sleep 1
+    if [[ $r == 1 ]]; then
+      "$HERE/verify-policy.sh" "$(target_field "$t" 2)" | sed "s/^/[$t] /" >> "$RESULTS/policy.txt"
+      grep "^\[$t\].*policy=" "$RESULTS/policy.txt"
+    fi
+    ROUND=$r "$HERE/lib/measure.sh" "$t"
+    stop_one "$t"
+  done
+done
+
+# ---- cold start: exec -> listening -> first TLS handshake (-> /ready for fipsproxy) ----
+if [[ $COLD == 1 ]]; then
+  for t in "${TLIST[@]}"; do
+    port=$(target_field "$t" 2); extra=()
+    [[ $t == fipsproxy ]] && extra=(--ready-unix "$ADMIN_SOCK")
+    res=$(timeout 300 python3 "$HERE/lib/coldstart.py" --port "$port" --runs "$COLD_RUNS" --cpu "$PROXY_CPU" \
+          --log "$LOG_DIR/coldstart-$t.log" "${extra[@]}" -- $(cmd_for "$t"))
+    echo "# coldstart $t: $res"
+    for kv in $res; do
+      k=${kv%%=*}; v=${kv#*=}; [[ $k == runs ]] && continue
+      echo "BENCH label=$t metric=cold_$k value=$v unit=ms round=all"
+      printf '%s\tcold_%s\t%s\tms\tall\n' "$t" "$k" "$v" >> "$OUT"
+    done
+  done
+fi
+echo "# loadavg at end: $(cat /proc/loadavg)"
+} 2>&1 | tee "$RESULTS/run.log"
+
+python3 "$HERE/lib/table.py" "$OUT" --range | tee "$RESULTS/table.md"
+grep -h 'policy=' "$RESULTS/policy.txt" 2>/dev/null
+echo "results in $RESULTS"
