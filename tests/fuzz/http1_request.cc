@@ -57,6 +57,15 @@ struct OurMessage {
   bool keep_alive = false;
 };
 
+// Bodies must be equal, except for a message cut by an error: how much of it was handed out
+// before the error depends on the read sizes, so one must be a prefix of the other.
+bool same_body(const OurMessage& a, const OurMessage& b) {
+  if (a.complete || b.complete) return a.body == b.body;
+  const std::string& shorter = a.body.size() < b.body.size() ? a.body : b.body;
+  const std::string& longer = a.body.size() < b.body.size() ? b.body : a.body;
+  return longer.compare(0, shorter.size(), shorter) == 0;
+}
+
 struct Run {
   std::vector<OurMessage> messages;
   bool error = false;
@@ -67,11 +76,14 @@ struct Run {
 
   bool operator==(const Run& o) const {
     if (messages.size() != o.messages.size() || error != o.error || discarded != o.discarded) return false;
-    if (error && (reason != o.reason || after_head != o.after_head || status != o.status)) return false;
+    // Where llhttp is stricter than our layer (e.g. obs-text in a chunk extension), which of the
+    // two sees the bad byte first depends on the read sizes: parser_rejected vs our token.
+    const bool llhttp_race = reason == Reason::ParserRejected || o.reason == Reason::ParserRejected;
+    if (error && !llhttp_race && (reason != o.reason || after_head != o.after_head || status != o.status)) return false;
     for (size_t i = 0; i < messages.size(); ++i) {
       const OurMessage &a = messages[i], &b = o.messages[i];
       if (a.method != b.method || a.target != b.target || a.minor != b.minor || a.header_count != b.header_count ||
-          a.framing != b.framing || a.content_length != b.content_length || a.body != b.body ||
+          a.framing != b.framing || a.content_length != b.content_length || !same_body(a, b) ||
           a.complete != b.complete || a.keep_alive != b.keep_alive || a.head_keep_alive != b.head_keep_alive) {
         return false;
       }
