@@ -307,6 +307,7 @@ void Connection::http_refuse(int status, std::string_view token, Code code, Side
                        : status == 501 ? "Not Implemented"
                        : status == 502 ? "Bad Gateway"
                        : status == 505 ? "HTTP Version Not Supported"
+                       : status == 503 ? "Service Unavailable"
                        : status == 403 ? "Forbidden"
                                        : "Error";
   const std::string body = std::string(token) + "\n";
@@ -380,6 +381,8 @@ void Connection::http_from_up(const char* data, size_t len) {
         filters::http1::ConnContext ctx{listener_.cfg->name, http_->remote_ip, down_.tls != nullptr, nullptr};
         filters::http1::run_on_response_head(http_->chain, head, ctx);
         if (!head.informational) {
+          // Passive outlier detection counts 5xx answers like connect failures.
+          worker_.endpoint_result(*listener_.cluster, up_index_, head.status < 500);
           http_->response_head_sent = true;
           if (http_->close_after_response || !head.keep_alive) head.headers.set("Connection", "close");
         }
@@ -623,8 +626,13 @@ void Connection::connect_upstream() {
   up_index_ = worker_.pick_endpoint(cluster, tried_);
   if (up_index_ < 0) {
     worker_.stats().add(series("fipsproxy_upstream_no_healthy_total", {{"cluster", cluster.cfg->name}}));
-    fail(make_error(Code::NoHealthyUpstream, Side::Upstream,
-                    "cluster " + cluster.cfg->name + ": no healthy endpoint left to try"));
+    const std::string detail = "cluster " + cluster.cfg->name + ": no healthy endpoint left to try";
+    if (http_) {
+      // HTTP clients get an answer they can act on (retry elsewhere) instead of a reset.
+      http_refuse(503, "no_healthy_upstream", Code::NoHealthyUpstream, Side::Upstream, detail);
+    } else {
+      fail(make_error(Code::NoHealthyUpstream, Side::Upstream, detail));
+    }
     return;
   }
   tried_[static_cast<size_t>(up_index_)] = true;
@@ -751,7 +759,9 @@ void Connection::on_connect(uv_connect_t* req, int status) noexcept {
     return;
   }
   self->up_connected_ = true;
-  self->worker_.endpoint_result(*self->listener_.cluster, self->up_index_, true);
+  // tcp mode: a connect is the whole verdict. http1 mode: the response status decides (a 5xx
+  // after a good connect still counts as a failure).
+  if (!self->http_) self->worker_.endpoint_result(*self->listener_.cluster, self->up_index_, true);
   self->upstream_connected();
 }
 

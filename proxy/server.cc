@@ -584,6 +584,14 @@ void Server::on_probe_timer(uv_timer_t* t) noexcept {
   auto* self = static_cast<Server*>(t->data);
   Result<void> r = probe_runtime(*self->rt_);
   ++self->probe_runs_;
+  {
+    char ts[40];
+    time_t now = time(nullptr);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    self->probe_last_ = ts;
+  }
   if (!r) {
     if (self->probe_error_ != r.error().detail) {
       FP_LOG_ERROR("policy self-probe failed: not ready", {"detail", r.error().detail},
@@ -746,6 +754,25 @@ std::string Server::metrics_text() {
   if (health_) {
     for (const auto& [k, v] : health_->counters()) values[k] = static_cast<double>(v);
   }
+  // Days until each loaded certificate expires (negative once expired).
+  {
+    std::vector<std::string> files;
+    for (const std::string& f : tls_files(rt_->cfg)) {
+      if (f.size() > 4 && (f.ends_with(".key") || f.ends_with(".crl"))) continue;
+      if (std::find(files.begin(), files.end(), f) == files.end()) files.push_back(f);
+    }
+    const time_t now = time(nullptr);
+    for (const std::string& f : files) {
+      auto certs = certs::cbom_certs_from_files({f});
+      if (!certs) continue;
+      for (const certs::CbomCert& c : *certs) {
+        struct tm tm = {};
+        if (strptime(c.not_after.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) continue;
+        values[series("fipsproxy_cert_expiry_days", {{"path", f}, {"subject", c.subject}})] =
+            static_cast<double>((timegm(&tm) - now) / 86400);
+      }
+    }
+  }
   for (const auto& c : rt_->clusters) {
     for (size_t i = 0; i < c->cfg->endpoints.size(); ++i) {
       values[series("fipsproxy_upstream_endpoint_healthy",
@@ -776,7 +803,15 @@ void Server::handle_admin(const std::string& method, const std::string& path,
     r.body = metrics_text();
   } else if (path == "/fips" && get) {
     r.content_type = "application/json";
-    r.body = fips_.to_json() + "\n";
+    // The startup report plus the last periodic self-probe.
+    std::string report = fips_.to_json();
+    base::JsonObject probe;
+    probe.boolean("passed", probe_error_.empty())
+        .str("error", probe_error_)
+        .unum("runs", probe_runs_)
+        .str("last_run", probe_last_);
+    report.pop_back();  // '}'
+    r.body = report + ",\"selfprobe\":" + probe.done() + "}\n";
   } else if (path == "/config" && get) {
     r.content_type = "application/json";
     r.body = config_json() + "\n";

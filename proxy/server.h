@@ -77,6 +77,7 @@ class Server {
   uv_timer_t probe_timer_;
   std::string probe_error_;  // last periodic self-probe failure; empty when passing
   uint64_t probe_runs_ = 0;
+  std::string probe_last_;  // time of the last periodic self-probe (UTC)
   uv_async_t exit_async_;
   std::vector<std::unique_ptr<DirWatch>> dir_watches_;
   std::string cert_fp_;

@@ -60,6 +60,7 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_upstream_ejections_skipped_total", "counter", "ejections skipped because max_ejection_percent was reached"},
       {"fipsproxy_upstream_no_healthy_total", "counter", "connections refused because no endpoint was eligible"},
       {"fipsproxy_http1_rejections_total", "counter", "HTTP/1 requests refused (strict parsing, limits, filters) and invalid upstream responses, by reason"},
+      {"fipsproxy_cert_expiry_days", "gauge", "days until each loaded certificate expires (negative once expired)"},
       {"fipsproxy_admin_requests_total", "counter", "admin endpoint requests by path and status"},
   };
   return kMetrics;
@@ -79,8 +80,8 @@ std::string render_prometheus(const std::map<std::string, double>& values) {
         header = true;
       }
       char buf[64];
-      if (value == static_cast<double>(static_cast<uint64_t>(value))) {
-        std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(value));
+      if (value >= -9.0e15 && value <= 9.0e15 && value == static_cast<double>(static_cast<int64_t>(value))) {
+        std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(value));
       } else {
         std::snprintf(buf, sizeof buf, "%.6g", value);
       }

@@ -627,8 +627,10 @@ class Core {
             cs_ = ChunkState::SizeLf;
           } else if (c == '\n') {
             return fail(Reason::BareLf, "LF without CR after a chunk extension");
-          } else if (!is_value_char(c)) {
-            return fail(Reason::BadChunkExt, "control byte in a chunk extension");
+          } else if (!is_value_char(c) || (static_cast<unsigned char>(c) & 0x80) != 0) {
+            // RFC 9112 §7.1.1: chunk-ext is tokens and quoted strings; llhttp (strict) refuses
+            // obs-text there, so we refuse it first, whatever the read boundaries (fuzz find).
+            return fail(Reason::BadChunkExt, "control or non-ASCII byte in a chunk extension");
           } else if (++ext_bytes_ > limits_.max_chunk_ext_bytes) {
             return fail(Reason::ChunkExtTooLong, "chunk extension over max_chunk_ext_bytes");
           }

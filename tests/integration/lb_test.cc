@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -216,6 +217,74 @@ TEST_CASE("lb: connect-refused is retried on another endpoint; outlier ejection 
   INFO(clusters);
   CHECK(clusters.find("\"ejected_on_workers\":1") != std::string::npos);
   CHECK(clusters.find("\"active_connections\":0") != std::string::npos);
+}
+
+TEST_CASE("lb: in http1 mode no healthy endpoint answers 503", "[fast][lb][health][http1]") {
+  AppServer a("tcp:127.0.0.1:0", {"echo"});
+  REQUIRE(a.ok());
+  Lb lb;
+  REQUIRE(lb.start("[[cluster]]\nname = \"app\"\nendpoints = [\"" + a.endpoint() +
+                   "\"]\n  [cluster.health_check]\n  type = \"http\"\n  interval = \"100ms\"\n"
+                   "  timeout = \"200ms\"\n  unhealthy_threshold = 1\n"));
+  // (the listener is plaintext tcp in Lb; switch it to http1 through a reload)
+  std::string cfg = read_file(lb.proxy->config_path());
+  cfg.insert(cfg.find("cluster = \"app\"\n"), "mode = \"http1\"\n");
+  write_file(lb.proxy->config_path(), cfg);
+  lb.proxy->signal(SIGHUP);
+  REQUIRE(lb.proxy->wait_log("msg=reloaded", 5s));
+  const std::string key = "fipsproxy_upstream_endpoint_healthy{cluster=\"app\",endpoint=\"" + a.endpoint() + "\"}";
+  REQUIRE(wait_until([&] { return lb.metric(key) == 0; }, 3s, 50ms));
+  Fd fd = connect_tcp("127.0.0.1", lb.port, 2000ms);
+  REQUIRE(fd.valid());
+  send_all(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2000ms);
+  ReadResult r = read_until_close(fd.get(), 3000ms);
+  INFO(r.data);
+  CHECK(r.data.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
+  CHECK(r.data.find("no_healthy_upstream") != std::string::npos);
+}
+
+TEST_CASE("lb: in http1 mode upstream 5xx answers count toward outlier ejection", "[fast][lb][http1]") {
+  // A backend that answers every request with 500 (bounded: 60 s, then it exits).
+  const uint16_t bad_port = free_tcp_port();
+  Process::Options o;
+  o.argv = {"python3", "-c",
+            "import socket,time\n"
+            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('127.0.0.1'," + std::to_string(bad_port) + ")); s.listen(64); s.settimeout(1)\n"
+            "end=time.time()+60\n"
+            "while time.time()<end:\n"
+            "  try: c,_=s.accept()\n"
+            "  except socket.timeout: continue\n"
+            "  c.settimeout(2)\n"
+            "  try: c.recv(65536); c.sendall(b'HTTP/1.1 500 Internal Server Error\\r\\nContent-Length: 4\\r\\nConnection: close\\r\\n\\r\\nbad\\n')\n"
+            "  except OSError: pass\n"
+            "  c.close()\n"};
+  Process bad(o);
+  REQUIRE(wait_until([&] { return connect_tcp("127.0.0.1", bad_port, 200ms).valid(); }, 5s));
+  TempDir rec("fplb5");
+  AppServer good("tcp:127.0.0.1:0", {"http", rec.path()});
+  REQUIRE(good.ok());
+  Lb lb;
+  REQUIRE(lb.start("[[cluster]]\nname = \"app\"\nendpoints = [\"" + tcp_addr(bad_port) + "\", \"" +
+                   good.endpoint() + "\"]\n  [cluster.outlier_detection]\n  consecutive_failures = 2\n"
+                   "  max_ejection_percent = 50\n"));
+  std::string cfg = read_file(lb.proxy->config_path());
+  cfg.insert(cfg.find("cluster = \"app\"\n"), "mode = \"http1\"\n");
+  write_file(lb.proxy->config_path(), cfg);
+  lb.proxy->signal(SIGHUP);
+  REQUIRE(lb.proxy->wait_log("msg=reloaded", 5s));
+  int fives = 0, oks = 0;
+  for (int i = 0; i < 12; ++i) {
+    Fd fd = connect_tcp("127.0.0.1", lb.port, 2000ms);
+    send_all(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2000ms);
+    const std::string r = read_until_close(fd.get(), 3000ms).data;
+    if (r.rfind("HTTP/1.1 500", 0) == 0) ++fives;
+    if (r.rfind("HTTP/1.1 200", 0) == 0) ++oks;
+  }
+  INFO(lb.proxy->stderr_text());
+  CHECK(fives == 2);  // round robin reaches the bad endpoint twice, then it is ejected
+  CHECK(oks == 10);
+  CHECK(lb.metric("fipsproxy_upstream_ejections_total{cluster=\"app\",endpoint=\"" + tcp_addr(bad_port) + "\"}") == 1);
 }
 
 TEST_CASE("lb: all endpoints down fails fast with no_healthy_upstream, or uses all in panic mode",
