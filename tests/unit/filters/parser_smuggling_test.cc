@@ -193,6 +193,9 @@ TEST_CASE("A7 chunk abuse", "[fast][http1][smuggling]") {
   body_error("3\r\nabc\n0\r\n\r\n", "chunk_missing_crlf");
   body_error("1;" + std::string(5000, 'a') + "\r\na\r\n0\r\n\r\n", "chunk_ext_too_long");
   body_error("1;a=\x01\r\na\r\n0\r\n\r\n", "bad_chunk_ext");
+  // Fuzz find: obs-text in a chunk extension is refused by our layer (not left to llhttp), in
+  // one read and byte by byte alike.
+  body_error("1;\x8a\r\nx\r\n0\r\n\r\n", "bad_chunk_ext");
   body_error("0\r\nX-T: a\rb\r\n\r\n", "bad_trailer");
   body_error("0\r\nNoColon\r\n\r\n", "bad_trailer");
   body_error("0\r\n X-T: folded\r\n\r\n", "bad_trailer");
