@@ -88,6 +88,7 @@ int cmd_fips_status(const std::vector<std::string>& args) {
     }
   }
   certs::FipsReport report = certs::run_fips_checks();
+  certs::hash_own_binary(report);
   if (!diff_path.empty()) {
     auto diff = fips_baseline_diff(report, diff_path);
     if (!diff) {
