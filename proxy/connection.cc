@@ -22,8 +22,6 @@ namespace {
 
 // How long a failing connection may take to flush what is queued (a TLS alert) before close.
 constexpr uint64_t kLingerMs = 1000;
-// Plaintext coalesced from TLS records before one write to the other side.
-constexpr size_t kPumpChunk = 256 * 1024;
 
 std::string sockaddr_text(const struct sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = {0};
@@ -63,7 +61,8 @@ struct Connection::WriteReq {
   uv_write_t req;
   Connection* conn;
   Endpoint* ep;
-  std::string data;
+  std::unique_ptr<char[]> data;
+  size_t len;
 };
 
 Connection::Connection(Worker& worker, std::shared_ptr<const Runtime> rt,
@@ -236,31 +235,34 @@ void Connection::on_eof(Endpoint& ep) {
 void Connection::pump(Endpoint& ep) {
   Endpoint& to = other(ep);
   const uint64_t high = rt_->cfg.limits.high_watermark;
-  std::string out;
+  // Decrypted records are coalesced in the worker's pump buffer (no per-read allocation or
+  // zero fill) and forwarded in chunks of up to kPumpBufferSize. Nothing re-enters pump on this
+  // worker while forward() runs (writes complete asynchronously), so one buffer suffices.
+  char* buf = worker_.pump_buffer();
+  size_t used = 0;
+  constexpr size_t kRecord = 16384 + 512;
   while (!closing_ && !ep.read_eof) {
-    if (to.queued + out.size() >= high) {
-      if (!out.empty()) break;
+    if (to.queued + used >= high) {
+      if (used != 0) break;
       stop_reading(ep);
       ep.paused = true;
       break;
     }
-    const size_t at = out.size();
-    out.resize(at + 16384 + 512);
-    TlsTransport::ReadResult r = ep.tls->read(out.data() + at, out.size() - at);
-    out.resize(at + r.bytes);
+    TlsTransport::ReadResult r = ep.tls->read(buf + used, Worker::kPumpBufferSize - used);
+    used += r.bytes;
     if (r.bytes > 0) {
-      if (out.size() >= kPumpChunk) {
-        forward(ep, out.data(), out.size());
-        out.clear();
+      if (Worker::kPumpBufferSize - used < kRecord) {
+        forward(ep, buf, used);
+        used = 0;
       }
       continue;
     }
     flush(ep);  // a read may produce records (KeyUpdate response, alerts)
     if (r.want_read) break;
     if (r.eof) {
-      if (!out.empty()) {
-        forward(ep, out.data(), out.size());
-        out.clear();
+      if (used != 0) {
+        forward(ep, buf, used);
+        used = 0;
       }
       stop_reading(ep);
       source_finished(ep);
@@ -269,7 +271,7 @@ void Connection::pump(Endpoint& ep) {
     fail(ep.tls->failure(side_of(ep)));
     return;
   }
-  if (!out.empty() && !closing_) forward(ep, out.data(), out.size());
+  if (used != 0 && !closing_) forward(ep, buf, used);
   if (!closing_ && ep.paused == false && !ep.read_eof) start_reading(ep);
 }
 
@@ -291,7 +293,7 @@ void Connection::send_down(const std::string& bytes) {
     if (!down_.tls->write(bytes.data(), bytes.size())) return;
     flush(down_);
   } else {
-    write_raw(down_, bytes);
+    write_copy(down_, bytes.data(), bytes.size());
   }
 }
 
@@ -457,7 +459,7 @@ void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
     }
     flush(to);
   } else {
-    write_raw(to, std::string(data, len));
+    write_copy(to, data, len);
   }
   if (!closing_ && to.queued >= rt_->cfg.limits.high_watermark) {
     stop_reading(from);
@@ -469,18 +471,27 @@ void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
 
 void Connection::flush(Endpoint& ep) {
   if (!ep.tls || ep.tls->pending_output() == 0) return;
-  write_raw(ep, ep.tls->take_output());
+  std::unique_ptr<char[]> out;
+  const size_t n = ep.tls->take_output(out);
+  write_raw(ep, std::move(out), n);
 }
 
-void Connection::write_raw(Endpoint& ep, std::string data) {
-  if (data.empty() || !ep.inited) return;
-  auto* req = new WriteReq{{}, this, &ep, std::move(data)};
+void Connection::write_copy(Endpoint& ep, const char* data, size_t len) {
+  if (len == 0) return;
+  std::unique_ptr<char[]> copy(new char[len]);
+  std::memcpy(copy.get(), data, len);
+  write_raw(ep, std::move(copy), len);
+}
+
+void Connection::write_raw(Endpoint& ep, std::unique_ptr<char[]> data, size_t len) {
+  if (len == 0 || !ep.inited) return;
+  auto* req = new WriteReq{{}, this, &ep, std::move(data), len};
   req->req.data = req;
-  uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-  ep.queued += req->data.size();
+  uv_buf_t buf = uv_buf_init(req->data.get(), static_cast<unsigned>(len));
+  ep.queued += len;
   int rc = uv_write(&req->req, &ep.h.stream, &buf, 1, on_write);
   if (rc != 0) {
-    ep.queued -= req->data.size();
+    ep.queued -= len;
     delete req;
     fail(make_error(ep.is_down ? Code::DownstreamReset : Code::UpstreamReset, side_of(ep),
                     std::string("write: ") + uv_err_name(rc)));
@@ -491,7 +502,7 @@ void Connection::on_write(uv_write_t* req, int status) noexcept {
   auto* w = static_cast<WriteReq*>(req->data);
   Connection* self = w->conn;
   Endpoint& ep = *w->ep;
-  ep.queued -= w->data.size();
+  ep.queued -= w->len;
   delete w;
   if (status != 0 && status != UV_ECANCELED && !self->closing_) {
     self->fail(make_error(ep.is_down ? Code::DownstreamReset : Code::UpstreamReset,

@@ -94,7 +94,9 @@ class Connection {
   void http_refuse(int status, std::string_view token, Code code, Side side, std::string detail);
   void send_down(const std::string& bytes);
   void flush(Endpoint& ep);
-  void write_raw(Endpoint& ep, std::string data);
+  // Queues `len` bytes of `data` (owned) on the socket.
+  void write_raw(Endpoint& ep, std::unique_ptr<char[]> data, size_t len);
+  void write_copy(Endpoint& ep, const char* data, size_t len);
   void after_write(Endpoint& ep);
   void source_finished(Endpoint& from);
   void do_shutdown(Endpoint& ep);

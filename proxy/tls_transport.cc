@@ -129,6 +129,14 @@ std::string TlsTransport::take_output() {
   return out;
 }
 
+size_t TlsTransport::take_output(std::unique_ptr<char[]>& out) {
+  const size_t n = BIO_pending(impl_->wbio);
+  if (n == 0) return 0;
+  out.reset(new char[n]);  // default-initialised: no zero fill
+  const int got = BIO_read(impl_->wbio, out.get(), static_cast<int>(n));
+  return got > 0 ? static_cast<size_t>(got) : 0;
+}
+
 certs::HandshakeInfo TlsTransport::info() const { return certs::describe_handshake(impl_->ssl.get()); }
 
 Result<void> TlsTransport::check_negotiated() const {

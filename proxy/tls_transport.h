@@ -44,6 +44,9 @@ class TlsTransport {
   // Ciphertext waiting to be written to the socket.
   size_t pending_output() const;
   std::string take_output();
+  // Moves all pending ciphertext into a fresh uninitialised buffer (no zero fill); returns its
+  // size (0: nothing pending, `out` untouched).
+  size_t take_output(std::unique_ptr<char[]>& out);
 
   certs::HandshakeInfo info() const;
   Result<void> check_negotiated() const;

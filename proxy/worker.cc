@@ -28,7 +28,7 @@ struct Worker::Listener {
 };
 
 Worker::Worker(Server& server, unsigned id)
-    : server_(server), id_(id), read_buf_(new char[kReadBufferSize]) {}
+    : server_(server), id_(id), read_buf_(new char[kReadBufferSize]), pump_buf_(new char[kPumpBufferSize]) {}
 
 Worker::~Worker() = default;
 

@@ -33,6 +33,7 @@ using ListenFds = std::vector<std::pair<std::string, int>>;
 class Worker {
  public:
   static constexpr size_t kReadBufferSize = 64 * 1024;
+  static constexpr size_t kPumpBufferSize = 256 * 1024;  // decrypted plaintext, coalesced
 
   Worker(Server& server, unsigned id);
   ~Worker();
@@ -55,6 +56,7 @@ class Worker {
   unsigned id() const { return id_; }
   uv_loop_t* loop() { return &loop_; }
   char* read_buffer() { return read_buf_.get(); }
+  char* pump_buffer() { return pump_buf_.get(); }
   Stats& stats() { return stats_; }
   // Load balancing (per worker, no locks). pick_endpoint: an eligible endpoint index not in
   // `tried` (healthy per the active checks, not ejected), chosen by the cluster's policy; -1
@@ -99,6 +101,7 @@ class Worker {
   std::deque<std::function<void(Worker&)>> queue_;  // guarded by mu_
   bool accepting_posts_ = false;                     // guarded by mu_
   std::unique_ptr<char[]> read_buf_;
+  std::unique_ptr<char[]> pump_buf_;
   Stats stats_;
   std::map<std::string, Listener*> listeners_;  // by address text; freed in their close callback
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
