@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "build_info.h"
+#include "proxy/base/json.h"
 #include "certs/elf_symtab.h"
 #include "certs/libssl_patch.h"
 
@@ -46,27 +47,8 @@ std::string path_of(const void* addr) {
   return info.dli_fname;
 }
 
-void json_escape(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
+// JSON strings through the one escaper the project has (proxy/base/json.h).
+void json_escape(std::string& out, std::string_view s) { base::append_json_string(out, s); }
 
 void add(FipsReport& r, const char* name, bool ok, std::string detail) {
   r.checks.push_back(FipsCheck{name, ok, std::move(detail)});

@@ -31,12 +31,7 @@ const char* reason_phrase(int status) {
 
 struct AdminServer::Conn {
   AdminServer* server = nullptr;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  StreamHandle h;
   uv_timer_t timer;
   uv_write_t write_req;
   std::string in;

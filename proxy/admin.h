@@ -7,6 +7,8 @@
 
 #include <uv.h>
 
+#include "proxy/uv_handles.h"
+
 #include <functional>
 #include <string>
 
@@ -44,12 +46,7 @@ class AdminServer {
   uv_loop_t* loop_;
   Handler handler_;
   config::Admin cfg_;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h_;
+  StreamHandle h_;
   bool open_ = false;
   uint32_t active_ = 0;
 };

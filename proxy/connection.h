@@ -16,6 +16,8 @@
 
 #include <uv.h>
 
+#include "proxy/uv_handles.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,12 +53,7 @@ class Connection {
  private:
   enum class State { New, Handshaking, Connecting, Established, Closing };
   struct Endpoint {
-    union {
-      uv_handle_t handle;
-      uv_stream_t stream;
-      uv_tcp_t tcp;
-      uv_pipe_t pipe;
-    } h;
+    StreamHandle h;
     bool is_down = false;
     bool inited = false;
     std::unique_ptr<TlsTransport> tls;

@@ -4,6 +4,7 @@
 
 #include "proxy/base/log.h"
 #include "proxy/tls_transport.h"
+#include "proxy/uv_handles.h"
 
 namespace fp::proxy {
 
@@ -24,12 +25,7 @@ namespace {
 // handles close.
 struct Probe {
   std::shared_ptr<HealthChecker::Target> target;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  StreamHandle h;
   uv_timer_t timeout;
   uv_connect_t connect_req;
   std::unique_ptr<TlsTransport> tls;
