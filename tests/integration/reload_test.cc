@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "tests/integration/policy_matrix_support.h"
 #include "tests/support/harness.h"
 
 using namespace fp::test;
@@ -202,6 +203,9 @@ TEST_CASE("Kubernetes-style rotation: new handshakes get the new cert, bad rotat
   std::vector<Bad> bads = {
       {"2026_c", cert("server.pem"), cert("client.key"), "does not match"},
       {"2026_d", truncated, cert("server.key"), "tls.crt"},
+      {"2026_e", fp::test::policy::pp("p-rsa1024.pem"), fp::test::policy::pp("p-rsa1024.key"),
+       "RSA key 1024 bits not allowed"},
+      {"2026_f", fp::test::policy::pp("p-expired.pem"), fp::test::policy::pp("p-expired.key"), "expired"},
   };
   for (const Bad& bad : bads) {
     SECTION(std::string("bad rotation ") + bad.name) {
