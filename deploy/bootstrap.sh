@@ -47,8 +47,8 @@ packages=(
   libuv1-dev node-llhttp libtomlplusplus-dev catch2
   # tests: real TLS peers and tools
   openssl curl gnutls-bin python3 python3-jsonschema nghttp2-client procps iproute2 util-linux file
-  # slow tier: independent scanners
-  sslscan testssl.sh nmap
+  # slow tier: independent scanners; promtool (prometheus) lints /metrics
+  sslscan testssl.sh nmap prometheus
 )
 
 step apt "Debian packages"

@@ -581,9 +581,17 @@ std::string Server::not_ready_reason() const {
   return "";
 }
 
+// Set only by the fipsproxy_testhooks test build (tests/hooks/drift_hook.cc, a static
+// initialiser); null in the shipped binary, which has no symbol that could set it.
+bool (*g_test_inject_drift)(char* why, unsigned long why_len) = nullptr;
+
 void Server::on_probe_timer(uv_timer_t* t) noexcept {
   auto* self = static_cast<Server*>(t->data);
   Result<void> r = probe_runtime(*self->rt_);
+  char injected[256];
+  if (r && g_test_inject_drift != nullptr && g_test_inject_drift(injected, sizeof injected)) {
+    r = make_error(Code::TlsSetupFailed, Side::Internal, injected);
+  }
   ++self->probe_runs_;
   {
     char ts[40];
@@ -755,22 +763,22 @@ std::string Server::metrics_text() {
   if (health_) {
     for (const auto& [k, v] : health_->counters()) values[k] = static_cast<double>(v);
   }
-  // Days until each loaded certificate expires (negative once expired).
+  // When each loaded certificate expires.
   {
     std::vector<std::string> files;
     for (const std::string& f : tls_files(rt_->cfg)) {
       if (f.size() > 4 && (f.ends_with(".key") || f.ends_with(".crl"))) continue;
       if (std::find(files.begin(), files.end(), f) == files.end()) files.push_back(f);
     }
-    const time_t now = time(nullptr);
     for (const std::string& f : files) {
       auto certs = certs::cbom_certs_from_files({f});
       if (!certs) continue;
       for (const certs::CbomCert& c : *certs) {
         struct tm tm = {};
         if (strptime(c.not_after.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) continue;
-        values[series("fipsproxy_cert_expiry_days", {{"path", f}, {"subject", c.subject}})] =
-            static_cast<double>((timegm(&tm) - now) / 86400);
+        // Prometheus convention: a timestamp in seconds; alert on (value - time()) / 86400.
+        values[series("fipsproxy_cert_not_after_timestamp_seconds", {{"path", f}, {"subject", c.subject}})] =
+            static_cast<double>(timegm(&tm));
       }
     }
   }

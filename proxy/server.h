@@ -102,6 +102,9 @@ class Server {
 // and reason. Used by `run`, reload and `check`. `previous` (may be null) lends connection
 // counters to listeners that keep their name.
 Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runtime* previous);
+// Test builds only (fipsproxy_testhooks): reports injected drift to the periodic self-probe.
+extern bool (*g_test_inject_drift)(char* why, unsigned long why_len);
+
 // The in-memory policy self-probe of every context in `rt` (FIPS-POLICY §10 check 9).
 Result<void> probe_runtime(const Runtime& rt);
 
