@@ -41,7 +41,7 @@ const std::vector<TableSchema>& schema() {
        {"include", "workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "audit", "listener",
         "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
-      {"admin", {"address", "max_connections"}},
+      {"admin", {"address", "max_connections", "tls"}},
       {"fips", {"selfprobe_interval", "baseline", "require_kernel_fips"}},
       {"audit", {"path", "max_size", "keep"}},
       {"listener",
@@ -1109,9 +1109,10 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
         if (auto v = get_string(c, *a, "admin.address")) {
           std::string reason;
           if (auto addr = parse_address(*v, reason)) {
-            if (!addr->is_local()) {
+            if (!addr->is_local() && !t->get("tls")) {
               c.err(*a, "admin.address",
-                    "the admin endpoint must be a Unix socket or a loopback address");
+                    "the admin endpoint must be a Unix socket or a loopback address, or use "
+                    "[admin.tls] (mTLS)");
               ok = false;
             }
             admin.address = *addr;
@@ -1128,6 +1129,19 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
       if (const toml::node* m = t->get("max_connections")) {
         if (auto v = get_int(c, *m, "admin.max_connections", 1, 1024)) {
           admin.max_connections = static_cast<uint32_t>(*v);
+        }
+      }
+      if (const toml::node* tn = t->get("tls")) {
+        admin.tls = parse_tls(c, *tn, "admin.tls", true);
+        if (!admin.tls) {
+          ok = false;
+        } else if (!admin.tls->require_client_cert) {
+          c.err(*tn, "admin.tls.require_client_cert",
+                "the admin endpoint over TLS always requires a client certificate (mTLS)");
+          ok = false;
+        } else if (admin.address.is_unix()) {
+          c.err(*tn, "admin.tls", "[admin.tls] needs a TCP address, not a Unix socket");
+          ok = false;
         }
       }
       if (ok) s.admin = admin;

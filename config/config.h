@@ -124,11 +124,14 @@ struct Limits {
   uint64_t low_watermark = 256 << 10; // reading resumes below this
 };
 
-// The admin endpoint (health, readiness, metrics, FIPS evidence, reload, drain). Local only:
-// a Unix socket or a loopback address.
+// The admin endpoint (health, readiness, metrics, FIPS evidence, reload, drain): a Unix socket
+// or a loopback address, or any address with [admin.tls] (mTLS).
 struct Admin {
   Address address;
   uint32_t max_connections = 16;  // its own budget, apart from the data listeners
+  // mTLS under the same FIPS policy; required for an address that is not a Unix socket or
+  // loopback.
+  std::optional<TlsConfig> tls;
 };
 
 // [fips]: runtime evidence settings.

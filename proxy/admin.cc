@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "proxy/base/log.h"
+#include "proxy/tls_transport.h"
 
 namespace fp::proxy {
 
@@ -33,9 +34,10 @@ struct AdminServer::Conn {
   AdminServer* server = nullptr;
   StreamHandle h;
   uv_timer_t timer;
-  uv_write_t write_req;
   std::string in;
-  std::string out;
+  std::unique_ptr<TlsTransport> tls;  // [admin.tls]: mTLS before any request is read
+  int writes_pending = 0;
+  bool close_when_written = false;
   bool responded = false;
   bool closing = false;
   int pending_closes = 0;
@@ -47,6 +49,11 @@ AdminServer::~AdminServer() = default;
 
 Result<void> AdminServer::start(const config::Admin& cfg) {
   cfg_ = cfg;
+  if (cfg.tls) {
+    auto ctx = certs::build_context(certs::Role::Server, "admin", *cfg.tls);
+    if (!ctx) return ctx.error();
+    tls_ = std::move(ctx.value());
+  }
   const config::Address& a = cfg.address;
   int rc = 0;
   if (a.is_unix()) {
@@ -89,6 +96,37 @@ void AdminServer::close() {
   if (cfg_.address.is_unix()) ::unlink(cfg_.address.path.c_str());
 }
 
+namespace {
+// Queues bytes on the admin connection; with `last`, the connection closes once every write
+// has completed.
+struct AdminWrite {
+  uv_write_t req;
+  std::string data;
+};
+}  // namespace
+
+void AdminServer::send(Conn* c, std::string bytes, bool last) {
+  if (c->closing) return;
+  if (last) c->close_when_written = true;
+  if (bytes.empty()) {
+    if (last && c->writes_pending == 0) finish(c);
+    return;
+  }
+  auto* w = new AdminWrite{{}, std::move(bytes)};
+  w->req.data = c;
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  ++c->writes_pending;
+  if (uv_write(&w->req, &c->h.stream, &b, 1, [](uv_write_t* req, int) {
+        auto* conn = static_cast<Conn*>(req->data);
+        delete reinterpret_cast<AdminWrite*>(req);
+        if (--conn->writes_pending == 0 && conn->close_when_written) conn->server->finish(conn);
+      }) != 0) {
+    --c->writes_pending;
+    delete w;
+    finish(c);
+  }
+}
+
 void AdminServer::on_connection(uv_stream_t* server, int status) noexcept {
   auto* self = static_cast<AdminServer*>(server->data);
   if (status < 0) return;
@@ -108,6 +146,7 @@ void AdminServer::on_connection(uv_stream_t* server, int status) noexcept {
   }
   ++self->active_;
   c->pending_closes = -1;  // marks "counted in active_"
+  if (self->tls_) c->tls = TlsTransport::create(self->tls_, "");
   uv_timer_start(&c->timer, [](uv_timer_t* t) {
     auto* conn = static_cast<Conn*>(t->data);
     conn->server->finish(conn);
@@ -125,24 +164,48 @@ void AdminServer::on_connection(uv_stream_t* server, int status) noexcept {
           srv->finish(conn);
           return;
         }
-        conn->in.append(buf->base, static_cast<size_t>(n));
+        if (conn->tls) {
+          // mTLS first: nothing is parsed before the client certificate passed our policy.
+          conn->tls->feed(buf->base, static_cast<size_t>(n));
+          if (!conn->tls->handshake_done()) {
+            TlsTransport::Step st = conn->tls->handshake();
+            srv->send(conn, conn->tls->take_output(), false);
+            if (st == TlsTransport::Step::Failed) {
+              Error e = conn->tls->failure(Side::Downstream);
+              FP_LOG_WARN("admin: TLS handshake refused", {"reason", base::token(e.code)},
+                          {"detail", e.detail});
+              srv->send(conn, "", true);
+              return;
+            }
+            if (st == TlsTransport::Step::WantRead) return;
+            if (Result<void> gate = conn->tls->check_negotiated(); !gate) {
+              srv->send(conn, "", true);
+              return;
+            }
+          }
+          char plain[4096];
+          for (;;) {
+            TlsTransport::ReadResult r = conn->tls->read(plain, sizeof plain);
+            if (r.bytes == 0) break;
+            conn->in.append(plain, r.bytes);
+          }
+        } else {
+          conn->in.append(buf->base, static_cast<size_t>(n));
+        }
         auto respond_now = [conn](AdminResponse r) {
           if (!*conn->alive || conn->responded) return;
           conn->responded = true;
-          std::string& o = conn->out;
-          o = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
+          std::string o = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
           o += "Content-Type: " + r.content_type + "\r\n";
           o += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
           o += "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
           o += r.body;
-          uv_buf_t b = uv_buf_init(o.data(), static_cast<unsigned>(o.size()));
-          conn->write_req.data = conn;
-          if (uv_write(&conn->write_req, &conn->h.stream, &b, 1, [](uv_write_t* w, int) {
-                auto* cc = static_cast<Conn*>(w->data);
-                cc->server->finish(cc);
-              }) != 0) {
-            conn->server->finish(conn);
+          if (conn->tls) {
+            conn->tls->write(o.data(), o.size());
+            conn->tls->shutdown();
+            o = conn->tls->take_output();
           }
+          conn->server->send(conn, std::move(o), true);
         };
         const size_t end = conn->in.find("\r\n\r\n");
         if (end == std::string::npos) {

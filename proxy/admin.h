@@ -10,8 +10,10 @@
 #include "proxy/uv_handles.h"
 
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "certs/tls_context.h"
 #include "config/config.h"
 #include "proxy/base/result.h"
 
@@ -42,12 +44,14 @@ class AdminServer {
   struct Conn;
   static void on_connection(uv_stream_t* server, int status) noexcept;
   void finish(Conn* c);
+  void send(Conn* c, std::string bytes, bool last);
 
   uv_loop_t* loop_;
   Handler handler_;
   config::Admin cfg_;
   StreamHandle h_;
   bool open_ = false;
+  std::shared_ptr<const certs::TlsContext> tls_;  // [admin.tls]
   uint32_t active_ = 0;
 };
 

@@ -151,3 +151,39 @@ TEST_CASE("admin: healthz, ready, metrics, fips, config, reload and drain", "[fa
   CHECK(st.exited);
   CHECK(st.code == 0);
 }
+
+TEST_CASE("admin: over mTLS ([admin.tls]) it answers only clients with a certificate", "[fast][admin]") {
+  ProxyEnv env;
+  const uint16_t port = free_tcp_port(), admin_port = free_tcp_port();
+  ListenerSpec l;
+  l.address = "127.0.0.1:" + std::to_string(port);
+  l.tls = server_tls();
+  ClusterSpec c;
+  c.endpoints = {"127.0.0.1:1"};
+  const std::string admin = "[admin]\naddress = \"127.0.0.1:" + std::to_string(admin_port) +
+                            "\"\n  [admin.tls]\n  cert = \"" + cert("server.pem") + "\"\n  key = \"" +
+                            cert("server.key") + "\"\n  ca = \"" + cert("ca.pem") +
+                            "\"\n  allow_spiffe = [\"spiffe://example.org/ns/default/sa/client\"]\n";
+  env.proxy = std::make_unique<ProxyProcess>(render_config(env.access_log, {l}, {c}, "5s", admin), env.dir.path());
+  REQUIRE(env.proxy->start());
+  const std::string url = "https://server.example.org:" + std::to_string(admin_port) + "/ready";
+  const std::string resolve = "server.example.org:" + std::to_string(admin_port) + ":127.0.0.1";
+  std::string out, err;
+  ExitStatus ok = run_command({"curl", "-sS", "--cacert", cert("ca.pem"), "--cert", cert("client.pem"), "--key",
+                               cert("client.key"), "--resolve", resolve, url},
+                              20s, &out, &err);
+  INFO(out << err << env.log());
+  CHECK(ok.code == 0);
+  CHECK(out == "ready\n");
+  // No client certificate, or one not on the allow-list: no answer.
+  out.clear();
+  ExitStatus none = run_command({"curl", "-sS", "--cacert", cert("ca.pem"), "--resolve", resolve, url}, 20s, &out, &err);
+  CHECK(none.code != 0);
+  CHECK(out.find("ready") == std::string::npos);
+  out.clear();
+  ExitStatus other = run_command({"curl", "-sS", "--cacert", cert("ca.pem"), "--cert", cert("client2.pem"), "--key",
+                                  cert("client2.key"), "--resolve", resolve, url},
+                                 20s, &out, &err);
+  CHECK(other.code != 0);
+  CHECK(out.find("ready") == std::string::npos);
+}
