@@ -23,6 +23,7 @@
 #include "filters/http1/forwarded.h"
 #include "filters/http1/xfcc.h"
 #include "proxy/cli.h"
+#include "proxy/explain.h"
 #include "proxy/fips_baseline.h"
 #include "proxy/stats.h"
 
@@ -661,6 +662,12 @@ std::string Server::config_json() const {
       .unum("workers", workers_.size())
       .raw("listeners", listeners)
       .raw("clusters", clusters)
+      .raw("effective_policy", [&] {
+        // What will actually be negotiated per listener and cluster, with the digests an auditor
+        // compares across a fleet (the same as `fipsproxy check --explain --json`).
+        auto e = explain_config(c, true);
+        return e ? *e : std::string("null");
+      }())
       .unum("reload_ok_total", reload_ok_)
       .unum("reload_failure_total", reload_failed_)
       .str("last_reload_error", last_reload_error_);

@@ -108,6 +108,8 @@ TEST_CASE("admin: healthz, ready, metrics, fips, config, reload and drain", "[fa
   CHECK(cfg.status == 200);
   CHECK(cfg.body.find("\"generation\":1") != std::string::npos);
   CHECK(cfg.body.find("\"profile\":\"strict\"") != std::string::npos);
+  CHECK(cfg.body.find("\"effective_policy\":{") != std::string::npos);
+  CHECK(cfg.body.find("digest") != std::string::npos);
 
   HttpReply certs = admin_request(sock, "GET", "/certs");
   CHECK(certs.status == 200);
