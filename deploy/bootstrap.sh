@@ -10,7 +10,7 @@
 #   3. patch: our libssl patch (deploy/boringssl/fipsproxy-libssl.patch; ssl/ only, never
 #      crypto/fipsmodule)
 #   4. BoringSSL: `crypto` and `ssl`, clang, -DFIPS=1 -DBUILD_SHARED_LIBS=1, Release, into
-#      $FIPSPROXY_CACHE/boringssl-<source version>-<patch sha256[:16]>/ ; plus a reference
+#      $FIPSPROXY_CACHE/boringssl-<source version>-<patch sha256[:16]>-<recipe>/ ; plus a reference
 #      build (no FIPS, no patch) used only by the startup-check tests S2/S3
 #   5. fipsproxy: CMake + Ninja in build/ (or --build-dir), rpath set to the prefix above
 # A second run with nothing changed finishes in seconds.
@@ -104,7 +104,9 @@ fi
 echo "    $srcpkg $version ($(cat "$srcdir/BORINGSSL_REVISION" 2>/dev/null || echo '?'))"
 done_step
 
-key=$version-${patch_sha:0:16}
+# recipe: bump when the build flags below change, so caches are rebuilt.
+recipe=r3
+key=$version-${patch_sha:0:16}-$recipe
 prefix=$cache/boringssl-$key
 ref=$cache/boringssl-ref-$version
 
@@ -136,6 +138,9 @@ build_bssl() {
   GOWORK=$src/go.work GOPROXY=off GOCACHE=$cache/gocache \
     cmake -S "$src" -B "$bld" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+      "-DCMAKE_C_FLAGS=-ffile-prefix-map=$src=/boringssl/src -ffile-prefix-map=$bld=/boringssl/build" \
+      "-DCMAKE_CXX_FLAGS=-ffile-prefix-map=$src=/boringssl/src -ffile-prefix-map=$bld=/boringssl/build" \
+      "-DCMAKE_ASM_FLAGS=-ffile-prefix-map=$src=/boringssl/src -ffile-prefix-map=$bld=/boringssl/build" \
       -DFIPS="$fips" -DBUILD_SHARED_LIBS=1 -DCMAKE_SKIP_RPATH="$skip_rpath" >"$bld.log" 2>&1 ||
     { tail -30 "$bld.log" >&2; echo "bootstrap: BoringSSL configure failed ($bld.log)" >&2; exit 1; }
   GOWORK=$src/go.work GOPROXY=off GOCACHE=$cache/gocache \
@@ -152,7 +157,9 @@ if [ -f "$prefix/.complete" ]; then
 else
   work=$cache/work-$key
   prepare_tree "$work/src" 1
-  build_bssl "$work/src" "$work/build" "$prefix" 1 OFF
+  # No RUNPATH in libssl (it would name this build directory): fipsproxy's own RUNPATH loads
+  # libcrypto.so first, and libssl's dependency resolves to it by soname.
+  build_bssl "$work/src" "$work/build" "$prefix" 1 ON
   # Record the module's build-time integrity hash (local symbol BORINGSSL_bcm_text_hash) and
   # the file hashes, for the startup checks and for `fipsproxy fips-status`.
   lib=$prefix.tmp/lib/libcrypto.so
