@@ -130,9 +130,13 @@ Result<void> fill_tls(Block& b, const config::TlsConfig& t, bool server, const s
   // A server can only pick TLS 1.2 suites whose authentication matches its own key.
   if (server && !b.chain.empty()) {
     const bool ec = b.chain.front().key.rfind("EC ", 0) == 0;
-    std::erase_if(b.tls12, [&](const std::string& n) {
-      return n.find(ec ? "-RSA-" : "-ECDSA-") != std::string::npos;
-    });
+    // A plain loop, not erase_if with a lambda: clang 14 embeds a lambda's source path in the
+    // binary despite -ffile-prefix-map, which breaks reproducible builds (deploy/repro-check.sh).
+    std::vector<std::string> kept;
+    for (std::string& n : b.tls12) {
+      if (n.find(ec ? "-RSA-" : "-ECDSA-") == std::string::npos) kept.push_back(std::move(n));
+    }
+    b.tls12 = std::move(kept);
   }
   b.crl_paths = t.crl;
   for (const auto& p : t.crl) {
