@@ -46,7 +46,11 @@ const std::vector<TableSchema>& schema() {
       {"audit", {"path", "max_size", "keep"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
-        "idle_timeout", "allow_remote_plaintext", "tls"}},
+        "idle_timeout", "allow_remote_plaintext", "tls", "http"}},
+      {"listener.http",
+       {"max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", "allow_spiffe_ids",
+        "allow_trust_domains", "allow_dns", "route"}},
+      {"listener.http.route", {"prefix", "allow_spiffe_ids", "allow_trust_domains", "allow_dns"}},
       {"listener.tls",
        {"cert", "key", "ca", "crl", "require_client_cert", "allow_spiffe", "allow_dns", "alpn",
         "profile", "min_version", "max_version"}},
@@ -681,6 +685,196 @@ const toml::node* require(Ctx& c, const toml::table& t, const char* k, const std
   return n;
 }
 
+// SPIFFE ID / trust domain syntax (SPIFFE ID spec §2): "spiffe://" + trust domain (lowercase
+// letters, digits, '.', '-', '_') + optional path of non-empty segments of letters, digits,
+// '.', '-', '_' (no "." or ".." segments, no trailing '/'); at most 2048 bytes.
+bool valid_trust_domain(std::string_view td) {
+  if (td.empty() || td.size() > 255) return false;
+  return std::all_of(td.begin(), td.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_';
+  });
+}
+
+bool valid_spiffe_id(std::string_view id) {
+  constexpr std::string_view kScheme = "spiffe://";
+  if (id.size() > 2048 || id.substr(0, kScheme.size()) != kScheme) return false;
+  std::string_view rest = id.substr(kScheme.size());
+  const size_t slash = rest.find('/');
+  if (!valid_trust_domain(rest.substr(0, slash))) return false;
+  if (slash == std::string_view::npos) return true;
+  std::string_view path = rest.substr(slash);  // "/seg/seg"
+  while (!path.empty()) {
+    path.remove_prefix(1);
+    const size_t next = path.find('/');
+    std::string_view seg = path.substr(0, next);
+    if (seg.empty() || seg == "." || seg == "..") return false;
+    for (char ch : seg) {
+      const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                      ch == '.' || ch == '-' || ch == '_';
+      if (!ok) return false;
+    }
+    path = next == std::string_view::npos ? std::string_view() : path.substr(next);
+  }
+  return true;
+}
+
+// An exact DNS name: labels of letters, digits and '-' (not at either end), 1..63 bytes each,
+// 253 in all; no wildcard, no trailing dot.
+bool valid_exact_dns(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  while (true) {
+    const size_t dot = s.find('.');
+    std::string_view label = s.substr(0, dot);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char ch : label) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    s.remove_prefix(dot + 1);
+  }
+}
+
+// allow_spiffe_ids / allow_trust_domains / allow_dns of [listener.http] or one of its routes.
+void parse_identity_allow(Ctx& c, const toml::table& t, const std::string& prefix, IdentityAllow& out) {
+  if (const toml::node* n = t.get("allow_spiffe_ids")) {
+    if (auto items = get_string_array(c, *n, prefix + ".allow_spiffe_ids")) {
+      for (const auto& it : *items) {
+        if (!valid_spiffe_id(it.value)) {
+          c.err(*it.node, it.key,
+                "'" + it.value + "' is not a SPIFFE ID (expected \"spiffe://trust.domain/path\"; exact match, "
+                                 "use allow_trust_domains for a whole trust domain)");
+        } else {
+          out.spiffe_ids.push_back(it.value);
+        }
+      }
+    }
+  }
+  if (const toml::node* n = t.get("allow_trust_domains")) {
+    if (auto items = get_string_array(c, *n, prefix + ".allow_trust_domains")) {
+      for (const auto& it : *items) {
+        if (!valid_trust_domain(it.value)) {
+          c.err(*it.node, it.key,
+                "'" + it.value + "' is not a SPIFFE trust domain (expected e.g. \"example.org\": lowercase "
+                                 "letters, digits, '.', '-', '_'; no scheme, no path)");
+        } else {
+          out.trust_domains.push_back(it.value);
+        }
+      }
+    }
+  }
+  if (const toml::node* n = t.get("allow_dns")) {
+    if (auto items = get_string_array(c, *n, prefix + ".allow_dns")) {
+      for (const auto& it : *items) {
+        if (!valid_exact_dns(it.value)) {
+          c.err(*it.node, it.key, "'" + it.value + "' is not an exact DNS name (no wildcards, no trailing dot)");
+        } else {
+          out.dns.push_back(it.value);
+        }
+      }
+    }
+  }
+}
+
+// [listener.http] (mode = "http1"): parser limits, the default allow-lists and the routes.
+void parse_http_options(Ctx& c, const toml::node& node, const std::string& prefix, HttpOptions& h) {
+  const toml::table* t = node.as_table();
+  if (!t) {
+    type_error(c, node, prefix, "a table");
+    return;
+  }
+  check_unknown_keys(c, *t, prefix, "listener.http", false);
+  const toml::node* hb = t->get("max_header_bytes");
+  if (hb) {
+    if (auto v = get_size(c, *hb, prefix + ".max_header_bytes")) {
+      if (*v < 1024 || *v > (1u << 20)) {
+        c.err(*hb, prefix + ".max_header_bytes", "must be between 1KiB and 1MiB, got " + std::to_string(*v));
+      } else {
+        h.max_header_bytes = *v;
+      }
+    }
+  }
+  if (const toml::node* n = t->get("max_headers")) {
+    if (auto v = get_int(c, *n, prefix + ".max_headers", 1, 1000)) h.max_headers = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t->get("max_uri_bytes")) {
+    if (auto v = get_size(c, *n, prefix + ".max_uri_bytes")) {
+      if (*v < 64 || *v > (1u << 20)) {
+        c.err(*n, prefix + ".max_uri_bytes", "must be between 64 and 1MiB, got " + std::to_string(*v));
+      } else if (*v > h.max_header_bytes) {
+        c.err(*n, prefix + ".max_uri_bytes",
+              "must not exceed max_header_bytes (" + std::to_string(h.max_header_bytes) +
+                  "): the request line is part of the head");
+      } else {
+        h.max_uri_bytes = *v;
+      }
+    }
+  }
+  if (const toml::node* n = t->get("max_body_bytes")) {
+    if (auto v = get_size(c, *n, prefix + ".max_body_bytes")) h.max_body_bytes = *v;
+  }
+  parse_identity_allow(c, *t, prefix, h.allow);
+  const toml::node* routes = t->get("route");
+  if (!routes) return;
+  const toml::array* arr = routes->as_array();
+  if (!arr || !arr->is_array_of_tables()) {
+    type_error(c, *routes, prefix + ".route", "an array of tables ([[listener.http.route]])");
+    return;
+  }
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::table& rt = *arr->get(i)->as_table();
+    const std::string rp = prefix + ".route[" + std::to_string(i) + "]";
+    check_unknown_keys(c, rt, rp, "listener.http.route", false);
+    HttpRoute r;
+    r.loc = c.loc(rt.source());
+    const size_t route_errors = c.errors.size();
+    bool ok = true;
+    if (const toml::node* n = require(c, rt, "prefix", rp, "[[listener.http.route]]")) {
+      if (auto v = get_string(c, *n, rp + ".prefix")) {
+        std::string why;
+        if (v->empty() || v->front() != '/') {
+          why = "must start with '/'";
+        } else if (v->size() > 1024) {
+          why = "is longer than 1024 bytes";
+        } else if (v->find_first_of("?#%;\\") != std::string::npos) {
+          why = "must be a plain path (no '?', '#', '%', ';' or '\\')";
+        } else if (v->find("//") != std::string::npos || v->find("/./") != std::string::npos ||
+                   v->find("/../") != std::string::npos || v->ends_with("/.") || v->ends_with("/..")) {
+          why = "must be normalized (no '//' and no '.' or '..' segments)";
+        } else {
+          for (char ch : *v) {
+            if (static_cast<unsigned char>(ch) <= 0x20 || static_cast<unsigned char>(ch) >= 0x7f) {
+              why = "must be printable ASCII without spaces";
+              break;
+            }
+          }
+        }
+        for (const HttpRoute& prev : h.routes) {
+          if (why.empty() && prev.prefix == *v) {
+            why = "duplicate prefix '" + *v + "' (also at line " + std::to_string(prev.loc.line) + ")";
+          }
+        }
+        if (!why.empty()) {
+          c.err(*n, rp + ".prefix", "'" + *v + "' " + why);
+          ok = false;
+        } else {
+          r.prefix = *v;
+        }
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    parse_identity_allow(c, rt, rp, r.allow);
+    if (c.errors.size() == route_errors && r.allow.empty()) {
+      c.err(r.loc, rp,
+            "a route needs at least one entry in allow_spiffe_ids, allow_trust_domains or allow_dns");
+      ok = false;
+    }
+    if (ok && c.errors.size() == route_errors) h.routes.push_back(std::move(r));
+  }
+}
+
 void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, ListenerSrc& out) {
   size_t before = c.errors.size();
   check_unknown_keys(c, t, prefix, "listener", false);
@@ -741,6 +935,13 @@ void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, Lis
     if (auto v = get_bool(c, *n, prefix + ".allow_remote_plaintext")) l.allow_remote_plaintext = *v;
   }
   if (const toml::node* n = t.get("tls")) l.tls = parse_tls(c, *n, prefix + ".tls", true);
+  if (const toml::node* n = t.get("http")) {
+    if (l.mode != Mode::Http1) {
+      c.err(*n, prefix + ".http", "[listener.http] is only valid with mode = \"http1\"");
+    } else {
+      parse_http_options(c, *n, prefix + ".http", l.http);
+    }
+  }
   if (!l.tls && !t.get("tls") && out.address.node && !l.address.is_local() &&
       !l.allow_remote_plaintext) {
     c.err(*out.address.node, out.address.key,

@@ -63,6 +63,32 @@ struct TlsConfig {
   SourceLoc loc;                  // where the block starts
 };
 
+// Identity allow-lists of [listener.http] and its routes (mode = "http1"): exact matches only.
+struct IdentityAllow {
+  std::vector<std::string> spiffe_ids;     // exact SPIFFE IDs ("spiffe://td/path")
+  std::vector<std::string> trust_domains;  // "td": any well-formed SPIFFE ID "spiffe://td/..."
+  std::vector<std::string> dns;            // exact DNS SANs (ASCII case-insensitive)
+  bool empty() const { return spiffe_ids.empty() && trust_domains.empty() && dns.empty(); }
+};
+
+// [[listener.http.route]]: requests whose path is under `prefix` (segment-aware; the longest
+// prefix wins) need a client certificate matching `allow`.
+struct HttpRoute {
+  std::string prefix;
+  IdentityAllow allow;
+  SourceLoc loc;
+};
+
+// [listener.http]: request parser limits and identity authorization (mode = "http1").
+struct HttpOptions {
+  uint64_t max_header_bytes = 60 * 1024;  // request line + fields + CRLFs -> 431
+  uint32_t max_headers = 100;             // field lines -> 431
+  uint64_t max_uri_bytes = 8 * 1024;      // request-target -> 414
+  uint64_t max_body_bytes = 64ull << 20;  // Content-Length or chunk data -> 413
+  IdentityAllow allow;                    // default for paths no route covers
+  std::vector<HttpRoute> routes;
+};
+
 enum class Mode { Tcp, Http1 };
 const char* mode_name(Mode m);  // "tcp" | "http1"
 
@@ -76,6 +102,7 @@ struct Listener {
   Millis handshake_timeout{10000};
   Millis idle_timeout{300000};
   bool allow_remote_plaintext = false;
+  HttpOptions http;  // mode = "http1"
   SourceLoc loc;
 };
 

@@ -83,6 +83,26 @@ const std::vector<std::string> kBase = {
     "base_ejection = \"30s\"",                       // 62
     "max_ejection = \"300s\"",                       // 63
     "max_ejection_percent = 50",                     // 64
+    // A second listener, in http1 mode, with [listener.http] and one route (issue #8).
+    "[[listener]]",                                  // 65
+    "name = \"web\"",                                // 66
+    "address = \"127.0.0.1:8444\"",                  // 67
+    "cluster = \"app\"",                             // 68
+    "mode = \"http1\"",                              // 69
+    "idle_timeout = \"300s\"",                       // 70
+    "[listener.http]",                               // 71
+    "max_header_bytes = \"16KiB\"",                  // 72
+    "max_headers = 50",                              // 73
+    "max_uri_bytes = \"4KiB\"",                      // 74
+    "max_body_bytes = \"1MiB\"",                     // 75
+    "allow_spiffe_ids = [\"spiffe://example.org/ns/a/sa/b\"]",// 76
+    "allow_trust_domains = [\"example.org\"]",       // 77
+    "allow_dns = [\"client.example.org\"]",          // 78
+    "[[listener.http.route]]",                       // 79
+    "prefix = \"/admin\"",                           // 80
+    "allow_spiffe_ids = [\"spiffe://example.org/ns/ops/sa/admin\"]",// 81
+    "allow_trust_domains = [\"ops.example.org\"]",   // 82
+    "allow_dns = [\"admin.example.org\"]",           // 83
 };
 
 struct Case {
@@ -168,6 +188,31 @@ const std::vector<Case> kCases = {
     {19, "handshake_timeout = \"10\"", "x.toml:19:21: listener[0].handshake_timeout", "invalid duration '10'"},
     {20, "idle_timeout = -1", "x.toml:20:16: listener[0].idle_timeout", "duration must be > 0"},
     {21, "allow_remote_plaintext = \"no\"", "x.toml:21:26: listener[0].allow_remote_plaintext", "expected a boolean"},
+    // [listener.http] and [[listener.http.route]] (issue #8), listener[1] from line 65
+    {21, "http = { max_headers = 5 }", "x.toml:21:8: listener[0].http", "only valid with mode = \"http1\""},
+    {72, "max_header_bytes = 100", "x.toml:72:20: listener[1].http.max_header_bytes", "between 1KiB and 1MiB"},
+    {72, "max_header_bytes = \"2MiB\"", "x.toml:72:20: listener[1].http.max_header_bytes", "between 1KiB and 1MiB"},
+    {73, "max_headers = 0", "x.toml:73:15: listener[1].http.max_headers", "must be between 1 and 1000"},
+    {74, "max_uri_bytes = \"32KiB\"", "x.toml:74:17: listener[1].http.max_uri_bytes", "must not exceed max_header_bytes"},
+    {74, "max_uri_bytes = 10", "x.toml:74:17: listener[1].http.max_uri_bytes", "between 64 and 1MiB"},
+    {75, "max_body_bytes = \"lots\"", "x.toml:75:18: listener[1].http.max_body_bytes", "invalid size 'lots'"},
+    {76, "allow_spiffe_ids = [\"spiffe://example.org/ns/\"]", "x.toml:76:21: listener[1].http.allow_spiffe_ids[0]", "is not a SPIFFE ID"},
+    {76, "allow_spiffe_ids = [\"spiffe://Example.org/x\"]", "x.toml:76:21: listener[1].http.allow_spiffe_ids[0]", "is not a SPIFFE ID"},
+    {76, "allow_spiffe_ids = [\"spiffe://example.org/a/../b\"]", "x.toml:76:21: listener[1].http.allow_spiffe_ids[0]", "is not a SPIFFE ID"},
+    {77, "allow_trust_domains = [\"spiffe://example.org\"]", "x.toml:77:24: listener[1].http.allow_trust_domains[0]", "is not a SPIFFE trust domain"},
+    {78, "allow_dns = [\"*.example.org\"]", "x.toml:78:14: listener[1].http.allow_dns[0]", "is not an exact DNS name"},
+    {78, "allow_dns = \"client.example.org\"", "x.toml:78:13: listener[1].http.allow_dns", "expected an array of strings"},
+    {78, "max_body = 5", "x.toml:78:1: listener[1].http.max_body", "unknown key 'max_body'"},
+    {80, "prefix = \"admin\"", "x.toml:80:10: listener[1].http.route[0].prefix", "must start with '/'"},
+    {80, "prefix = \"/a/../b\"", "x.toml:80:10: listener[1].http.route[0].prefix", "must be normalized"},
+    {80, "prefix = \"/a%2Fb\"", "x.toml:80:10: listener[1].http.route[0].prefix", "must be a plain path"},
+    {80, "# no prefix", "x.toml:79:1: listener[1].http.route[0].prefix", "required in a [[listener.http.route]]"},
+    {82, "[[listener.http.route]]\nprefix = \"/admin\"", "x.toml:83:10: listener[1].http.route[1].prefix", "duplicate prefix '/admin'"},
+    {81, "# a\n# b\n# c", "x.toml:79:1: listener[1].http.route[0]", "a route needs at least one entry"},
+    {81, "allow_spiffe_ids = [\"example.org\"]", "x.toml:81:21: listener[1].http.route[0].allow_spiffe_ids[0]", "is not a SPIFFE ID"},
+    {82, "allow_trust_domains = [\"Ops.example.org\"]", "x.toml:82:24: listener[1].http.route[0].allow_trust_domains[0]", "is not a SPIFFE trust domain"},
+    {83, "allow_dns = [\"admin.example.org.\"]", "x.toml:83:14: listener[1].http.route[0].allow_dns[0]", "is not an exact DNS name"},
+    {83, "priority = 1", "x.toml:83:1: listener[1].http.route[0].priority", "unknown key 'priority'"},
     // [listener.tls]
     {23, "cert = \"certs/missing.pem\"", "x.toml:23:8: listener[0].tls.cert", "no such file"},
     {23, "cert = \"certs\"", "x.toml:23:8: listener[0].tls.cert", "not a regular file"},
@@ -206,7 +251,7 @@ const std::vector<Case> kCases = {
     {33, "max_version = \"1.4\"", "x.toml:33:15: listener[0].tls.max_version", "unknown TLS version '1.4'"},
     {33, "max_version = \"SSLv3\"", "x.toml:33:15: listener[0].tls.max_version", "SSL is not allowed"},
     // [[cluster]]
-    {35, "name = \"\"", "x.toml:16:11: listener[0].cluster", "no cluster named 'app'", 2},  // + cluster[0].name
+    {35, "name = \"\"", "x.toml:16:11: listener[0].cluster", "no cluster named 'app'", 3},  // + cluster[0].name, listener[1].cluster
     {36, "endpoints = []", "x.toml:36:13: cluster[0].endpoints", "at least one endpoint is required"},
     {36, "endpoints = [\"127.0.0.1:0\"]", "x.toml:36:14: cluster[0].endpoints[0]", "endpoint port must be 1..65535"},
     {36, "endpoints = [5]", "x.toml:36:14: cluster[0].endpoints[0]", "expected a string, got integer"},
@@ -286,6 +331,16 @@ TEST_CASE("table: the base config is valid", "[config][table]") {
   REQUIRE(r.snapshot);
   CHECK(r.snapshot->listeners.at(0).tls->crl.size() == 1);
   CHECK(r.snapshot->clusters.at(0).tls->crl.size() == 1);
+  const Listener& web = r.snapshot->listeners.at(1);
+  CHECK(web.http.max_header_bytes == 16 * 1024);
+  CHECK(web.http.max_headers == 50);
+  CHECK(web.http.max_uri_bytes == 4 * 1024);
+  CHECK(web.http.max_body_bytes == 1 << 20);
+  CHECK(web.http.allow.trust_domains == std::vector<std::string>{"example.org"});
+  REQUIRE(web.http.routes.size() == 1);
+  CHECK(web.http.routes[0].prefix == "/admin");
+  CHECK(web.http.routes[0].allow.spiffe_ids == std::vector<std::string>{"spiffe://example.org/ns/ops/sa/admin"});
+  CHECK(web.http.routes[0].allow.dns == std::vector<std::string>{"admin.example.org"});
 }
 
 TEST_CASE("table: every bad value is one error (the first of `count`) at the exact file:line:col: key", "[config][table]") {
@@ -309,7 +364,8 @@ TEST_CASE("table: every bad value is one error (the first of `count`) at the exa
   for (const std::string& k : documented_keys()) {
     if (k == "limits" || k == "admin" || k == "fips" || k == "audit" || k.rfind("audit.", 0) == 0 ||
         k == "listener" || k == "cluster" || k == "listener.tls" || k == "cluster.tls" ||
-        k == "cluster.health_check" || k == "cluster.outlier_detection" || k == "admin.tls") {
+        k == "cluster.health_check" || k == "cluster.outlier_detection" || k == "admin.tls" ||
+        k == "listener.http" || k == "listener.http.route") {
       continue;  // tables; [audit] is covered by its own tests
     }
     bool hit = false;
