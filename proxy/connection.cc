@@ -334,7 +334,13 @@ void Connection::http_from_down(const char* data, size_t len) {
                                         down_tls_done_ && down_info_.peer.present ? &down_info_.peer : nullptr};
         filters::http1::HeadVerdict v = filters::http1::run_on_request_head(http_->chain, head, ctx);
         if (v.respond) {
-          http_refuse(v.status, v.reason, Code::Http1BadRequest, Side::Downstream, "");
+          const bool denied = v.status == 403;  // identity_authz
+          if (denied) {
+            worker_.stats().add(series("fipsproxy_http1_authz_denied_total",
+                                       {{"listener", listener_.cfg->name}, {"reason", v.reason}}));
+          }
+          http_refuse(v.status, v.reason, denied ? Code::PeerIdentityDenied : Code::Http1BadRequest,
+                      Side::Downstream, v.detail);
           return;
         }
         http_->resp.expect_response(head.method);

@@ -21,6 +21,7 @@
 #include "build_info.h"
 #include "proxy/base/json.h"
 #include "filters/http1/forwarded.h"
+#include "filters/http1/identity_authz.h"
 #include "filters/http1/xfcc.h"
 #include "proxy/cli.h"
 #include "proxy/explain.h"
@@ -183,7 +184,12 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
     }
     if (lr->cluster == nullptr) add_error("listener " + l.name + ": no cluster named '" + l.cluster + "'");
     if (l.mode == config::Mode::Http1) {
-      // Downstream → upstream order: X-Forwarded-* first, then the client certificate.
+      // Downstream → upstream order: identity authz first (a refused request costs nothing
+      // more), then X-Forwarded-*, then the client certificate.
+      filters::http1::AuthzConfig authz = filters::http1::authz_config_from(l.http);
+      if (!authz.empty()) {
+        lr->http_filters.push_back(std::make_shared<filters::http1::IdentityAuthzFilterFactory>(std::move(authz)));
+      }
       filters::http1::ForwardedConfig fwd;
       lr->http_filters.push_back(std::make_shared<filters::http1::ForwardedFilterFactory>(fwd));
       if (l.tls) {

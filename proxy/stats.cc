@@ -60,6 +60,7 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_upstream_ejections_skipped_total", "counter", "ejections skipped because max_ejection_percent was reached"},
       {"fipsproxy_upstream_no_healthy_total", "counter", "connections refused because no endpoint was eligible"},
       {"fipsproxy_http1_rejections_total", "counter", "HTTP/1 requests refused (strict parsing, limits, filters) and invalid upstream responses, by reason"},
+      {"fipsproxy_http1_authz_denied_total", "counter", "HTTP/1 requests refused with 403 by identity_authz, per listener and reason (identity_missing, identity_denied)"},
       {"fipsproxy_cert_not_after_timestamp_seconds", "gauge", "expiry (notAfter, Unix seconds) of each loaded certificate"},
       {"fipsproxy_admin_requests_total", "counter", "admin endpoint requests by path and status"},
   };

@@ -27,8 +27,9 @@ struct HeadVerdict {
   bool respond = false;   // stop the chain: answer `status` and close (nothing forwarded)
   int status = 0;
   std::string reason;     // stable token, e.g. "xfcc_invalid_value", "peer_identity_denied"
+  std::string detail;     // for the log only (e.g. which route refused); never sent to the client
   static HeadVerdict Continue() { return {}; }
-  static HeadVerdict Respond(int status, std::string reason) { return {true, status, std::move(reason)}; }
+  static HeadVerdict Respond(int status, std::string reason) { return {true, status, std::move(reason), {}}; }
 };
 
 class Http1Filter {
