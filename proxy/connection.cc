@@ -46,6 +46,7 @@ bool is_ip_literal(const std::string& host) {
 }  // namespace
 
 struct Connection::Http {
+  explicit Http(const filters::http1::Limits& request_limits) : req(request_limits) {}
   filters::http1::RequestParser req;
   filters::http1::ResponseParser resp;
   filters::http1::Http1Chain chain;
@@ -124,7 +125,7 @@ void Connection::start(bool over_limit) {
   }
   counted_ = true;  // the worker took a slot in listener_.active for us
   if (listener_.cfg->mode == config::Mode::Http1) {
-    http_ = std::make_unique<Http>();
+    http_ = std::make_unique<Http>(listener_.http_limits);
     for (const auto& f : listener_.http_filters) http_->chain.push_back(f->create());
     const size_t colon = peer_addr_.rfind(':');
     http_->remote_ip = colon == std::string::npos ? peer_addr_ : peer_addr_.substr(0, colon);

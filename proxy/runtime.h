@@ -12,6 +12,7 @@
 #include "certs/tls_context.h"
 #include "config/config.h"
 #include "filters/http1/http_filter.h"
+#include "filters/http1/parser.h"
 #include "proxy/access_log.h"
 #include "proxy/audit_log.h"
 
@@ -48,6 +49,8 @@ struct ListenerRuntime {
   std::shared_ptr<std::atomic<uint32_t>> active = std::make_shared<std::atomic<uint32_t>>(0);
   // mode = "http1": the HTTP/1 filter chain, built and validated at load (forwarded, xfcc).
   std::vector<std::shared_ptr<const filters::http1::Http1FilterFactory>> http_filters;
+  // mode = "http1": request parser limits from [listener.http].
+  filters::http1::Limits http_limits;
 };
 
 struct Runtime {

@@ -184,6 +184,10 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
     }
     if (lr->cluster == nullptr) add_error("listener " + l.name + ": no cluster named '" + l.cluster + "'");
     if (l.mode == config::Mode::Http1) {
+      lr->http_limits.max_header_bytes = l.http.max_header_bytes;
+      lr->http_limits.max_header_count = l.http.max_headers;
+      lr->http_limits.max_uri_bytes = l.http.max_uri_bytes;
+      lr->http_limits.max_body_bytes = l.http.max_body_bytes;
       // Downstream → upstream order: identity authz first (a refused request costs nothing
       // more), then X-Forwarded-*, then the client certificate.
       filters::http1::AuthzConfig authz = filters::http1::authz_config_from(l.http);

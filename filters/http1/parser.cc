@@ -279,6 +279,10 @@ class Core {
             line_start_ = 0;
             continue;
           }
+          // The limit covers the whole head, its final CRLF included.
+          if (head_.size() > limits_.max_header_bytes) {
+            return fail(Reason::HeaderTooLarge, "head over max_header_bytes");
+          }
           if (std::optional<Reason> r = finish_head()) return fail(*r, std::move(fail_detail_));
           Event ev;
           if (!feed_llhttp(head_.data(), head_.size(), ev)) return ev;

@@ -158,3 +158,29 @@ TEST_CASE("http1 authz: no client certificate under a route is 403 identity_miss
   CHECK(adm.json.str("recv_head").find("identity_missing") != std::string::npos);
   CHECK(h.metric("fipsproxy_http1_authz_denied_total{listener=\"inbound\",reason=\"identity_missing\"}") == 1);
 }
+
+TEST_CASE("http1 limits: max_header_bytes from [listener.http] gives 431 one byte over, 200 at it",
+          "[fast][http1][limits]") {
+  ModeEnv h;
+  REQUIRE(h.start("max_header_bytes = \"1KiB\"\nmax_headers = 5\n"));
+  auto head_of = [](size_t total) {
+    const std::string start = "GET /lim HTTP/1.1\r\nHost: a\r\nX-Pad: ";
+    std::string s = start + std::string(total - start.size() - 4, 'p') + "\r\n\r\n";
+    std::string esc;
+    for (char ch : s) esc += ch == '\r' ? "\\r" : ch == '\n' ? "\\n" : std::string(1, ch);
+    return esc;
+  };
+  auto at = h.send(head_of(1024));
+  INFO(at.describe() << h.env.log());
+  CHECK(status_of(at) == "HTTP/1.1 200");
+  REQUIRE(wait_until([&] { return all_recorded(h.rec.path()).find("GET /lim") != std::string::npos; }, 5s));
+  const size_t before = all_recorded(h.rec.path()).size();
+  auto over = h.send(head_of(1025));
+  CHECK(status_of(over) == "HTTP/1.1 431");
+  CHECK(over.json.str("recv_head").find("header_too_large") != std::string::npos);
+  auto many = h.send("GET / HTTP/1.1\\r\\nHost: a\\r\\nA: 1\\r\\nB: 1\\r\\nC: 1\\r\\nD: 1\\r\\nE: 1\\r\\n\\r\\n");
+  CHECK(status_of(many) == "HTTP/1.1 431");
+  CHECK(many.json.str("recv_head").find("too_many_headers") != std::string::npos);
+  std::this_thread::sleep_for(200ms);
+  CHECK(all_recorded(h.rec.path()).size() == before);
+}
