@@ -21,6 +21,7 @@
 #include "build_info.h"
 #include "proxy/base/json.h"
 #include "filters/http1/forwarded.h"
+#include "filters/http1/hop_by_hop.h"
 #include "filters/http1/identity_authz.h"
 #include "filters/http1/xfcc.h"
 #include "proxy/cli.h"
@@ -188,8 +189,10 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
       lr->http_limits.max_header_count = l.http.max_headers;
       lr->http_limits.max_uri_bytes = l.http.max_uri_bytes;
       lr->http_limits.max_body_bytes = l.http.max_body_bytes;
-      // Downstream → upstream order: identity authz first (a refused request costs nothing
-      // more), then X-Forwarded-*, then the client certificate.
+      // Downstream → upstream order: hop_by_hop first (and last on responses), so a Connection
+      // token can only name fields the client sent, never the ones the later filters set; then
+      // identity authz (a refused request costs nothing more), X-Forwarded-*, the client cert.
+      lr->http_filters.push_back(std::make_shared<filters::http1::HopByHopFilterFactory>());
       filters::http1::AuthzConfig authz = filters::http1::authz_config_from(l.http);
       if (!authz.empty()) {
         lr->http_filters.push_back(std::make_shared<filters::http1::IdentityAuthzFilterFactory>(std::move(authz)));

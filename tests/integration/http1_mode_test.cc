@@ -184,3 +184,52 @@ TEST_CASE("http1 limits: max_header_bytes from [listener.http] gives 431 one byt
   std::this_thread::sleep_for(200ms);
   CHECK(all_recorded(h.rec.path()).size() == before);
 }
+
+TEST_CASE("http1 hop-by-hop: Connection-listed and hop-by-hop fields never reach the app; ours survive",
+          "[fast][http1][hop]") {
+  ModeEnv h;
+  REQUIRE(h.start(""));
+  auto r = h.send(
+      "POST /hop HTTP/1.1\\r\\nHost: a\\r\\n"
+      "Connection: keep-alive, X-Drop-Me, X-Forwarded-Client-Cert, X-Forwarded-For, Content-Length\\r\\n"
+      "Keep-Alive: timeout=5\\r\\nProxy-Connection: keep-alive\\r\\nTE: trailers\\r\\nX-Drop-Me: 1\\r\\n"
+      "X-Keep-Me: 2\\r\\nX-Forwarded-Client-Cert: By=spiffe://evil\\r\\nContent-Length: 5\\r\\n\\r\\nhello");
+  INFO(r.describe() << h.env.log());
+  CHECK(status_of(r) == "HTTP/1.1 200");
+  REQUIRE(wait_until([&] { return all_recorded(h.rec.path()).find("hello") != std::string::npos; }, 5s));
+  const std::string got = all_recorded(h.rec.path());
+  INFO(got);
+  CHECK(got.rfind("POST /hop HTTP/1.1\r\n", 0) == 0);
+  for (const char* gone : {"Connection:", "Keep-Alive:", "Proxy-Connection:", "TE:", "X-Drop-Me:", "spiffe://evil"}) {
+    INFO(gone);
+    CHECK(got.find(gone) == std::string::npos);
+  }
+  // Controls: an unlisted field, the framing, the body and the proxy's own headers arrive.
+  CHECK(got.find("X-Keep-Me: 2\r\n") != std::string::npos);
+  CHECK(got.find("Content-Length: 5\r\n") != std::string::npos);
+  CHECK(got.size() >= 5);
+  CHECK(got.substr(got.size() - 9) == "\r\n\r\nhello");
+  CHECK(got.find("X-Forwarded-Client-Cert: Hash=") != std::string::npos);
+  CHECK(got.find("URI=spiffe://example.org/ns/default/sa/client") != std::string::npos);
+  CHECK(got.find("X-Forwarded-For: 127.0.0.1\r\n") != std::string::npos);
+}
+
+TEST_CASE("http1 hop-by-hop: a client's Connection: close still ends the exchange after its response",
+          "[fast][http1][hop]") {
+  ModeEnv h;
+  REQUIRE(h.start(""));
+  // Two pipelined requests, the first with Connection: close: the second is never forwarded.
+  auto r = h.send("GET /first HTTP/1.1\\r\\nHost: a\\r\\nConnection: close\\r\\n\\r\\n"
+                  "GET /second HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n");
+  INFO(r.describe() << h.env.log());
+  const std::string head = r.json.str("recv_head");
+  CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(head.find("Connection: close") != std::string::npos);
+  CHECK(head.find("HTTP/1.1", 5) == std::string::npos);  // one response only
+  std::this_thread::sleep_for(200ms);
+  const std::string got = all_recorded(h.rec.path());
+  INFO(got);
+  CHECK(got.find("GET /first") != std::string::npos);  // control
+  CHECK(got.find("Connection") == std::string::npos);  // hop-by-hop, stripped
+  CHECK(got.find("/second") == std::string::npos);
+}
