@@ -306,6 +306,7 @@ void Connection::http_refuse(int status, std::string_view token, Code code, Side
   const char* phrase = status == 400   ? "Bad Request"
                        : status == 413 ? "Payload Too Large"
                        : status == 414 ? "URI Too Long"
+                       : status == 417 ? "Expectation Failed"
                        : status == 431 ? "Request Header Fields Too Large"
                        : status == 501 ? "Not Implemented"
                        : status == 502 ? "Bad Gateway"
@@ -405,6 +406,8 @@ void Connection::http_from_up(const char* data, size_t len) {
         break;
       case EventKind::MessageComplete: {
         if (!ev.tail.empty()) forward_raw(up_, ev.tail.data(), ev.tail.size());
+        // A 1xx (100 Continue) is not the answer: the final response follows on this exchange.
+        if (http_->resp.response().informational) break;
         ++http_->responses;
         http_->response_head_sent = false;
         const bool last = http_->close_after_response && http_->responses >= http_->requests;

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <thread>
 
 #include "tests/support/harness.h"
@@ -232,4 +233,44 @@ TEST_CASE("http1 hop-by-hop: a client's Connection: close still ends the exchang
   CHECK(got.find("GET /first") != std::string::npos);  // control
   CHECK(got.find("Connection") == std::string::npos);  // hop-by-hop, stripped
   CHECK(got.find("/second") == std::string::npos);
+}
+
+TEST_CASE("http1 Expect: 100-continue flows end to end; other expectations get 417; too big is 413 unread",
+          "[fast][http1][expect]") {
+  ModeEnv h;
+  REQUIRE(h.start("max_body_bytes = \"1KiB\"\n"));
+  TempDir d("fph1exp");
+  const std::string body(1000, 'b');
+  {
+    std::ofstream(d.file("body")) << body;
+  }
+  const std::string port = std::to_string(h.port);
+  std::string out, err;
+  ExitStatus st = run_command({"curl", "-sS", "-v", "--cacert", cert("ca.pem"), "--cert", cert("client.pem"), "--key",
+                               cert("client.key"), "--resolve", "server.example.org:" + port + ":127.0.0.1",
+                               "-H", "Expect: 100-continue", "--expect100-timeout", "20", "--data-binary",
+                               "@" + d.file("body"), "https://server.example.org:" + port + "/upload"},
+                              30s, &out, &err);
+  INFO(out << err << h.env.log());
+  CHECK(st.code == 0);
+  CHECK(out == "ok\n");
+  CHECK(err.find("< HTTP/1.1 100 Continue") != std::string::npos);  // the app's 100, relayed
+  CHECK(err.find("Done waiting for 100-continue") == std::string::npos);  // curl did not time out
+  REQUIRE(wait_until([&] { return all_recorded(h.rec.path()).find(body) != std::string::npos; }, 5s));
+  const std::string got = all_recorded(h.rec.path());
+  CHECK(got.find("Expect: 100-continue\r\n") != std::string::npos);
+  bool sent_100 = false;
+  for (const std::string& ev : h.app->events()) sent_100 = sent_100 || ev.find("\"sent_100\": true") != std::string::npos;
+  CHECK(sent_100);
+  const size_t before = got.size();
+
+  auto bad = h.send("POST /x HTTP/1.1\\r\\nHost: a\\r\\nExpect: 200-ok\\r\\nContent-Length: 2\\r\\n\\r\\nhi");
+  CHECK(status_of(bad) == "HTTP/1.1 417");
+  CHECK(bad.json.str("recv_head").find("expectation_failed") != std::string::npos);
+  // Over max_body_bytes: 413 from the head alone, before the client sends a body byte.
+  auto big = h.send("POST /x HTTP/1.1\\r\\nHost: a\\r\\nExpect: 100-continue\\r\\nContent-Length: 2000\\r\\n\\r\\n");
+  CHECK(status_of(big) == "HTTP/1.1 413");
+  CHECK(big.json.str("recv_head").find("100 Continue") == std::string::npos);
+  std::this_thread::sleep_for(200ms);
+  CHECK(all_recorded(h.rec.path()).size() == before);
 }

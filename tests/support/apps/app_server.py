@@ -19,7 +19,9 @@ Modes (positional):
                        answer SETTINGS, SETTINGS ack, HEADERS(:status 200), DATA "ok\n"
                        (END_STREAM), GOAWAY; then wait for EOF
   http DIR             read one HTTP/1.x request (head + Content-Length body), record it to
-                       DIR/conn-N.bin, answer 200 "ok\n" with Connection: close, close
+                       DIR/conn-N.bin, answer 200 "ok\n" with Connection: close, close; a head
+                       with "Expect: 100-continue" whose body has not arrived yet gets
+                       "HTTP/1.1 100 Continue" first (the close event then has "sent_100": true)
 
 Every loop is bounded: --max-seconds (default 300) per process and per connection. SIGTERM or
 SIGINT exits promptly.
@@ -109,10 +111,16 @@ def handle(c, conn_id, args):
                 if need is None and b"\r\n\r\n" in buf:
                     head_end = buf.index(b"\r\n\r\n") + 4
                     cl = 0
+                    expect = False
                     for line in bytes(buf[:head_end]).split(b"\r\n"):
                         if line.lower().startswith(b"content-length:"):
                             cl = int(line.split(b":", 1)[1])
+                        if line.lower().replace(b" ", b"") == b"expect:100-continue":
+                            expect = True
                     need = head_end + cl
+                    if expect and len(buf) < need:
+                        c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        st["sent_100"] = True
                 if need is not None and len(buf) >= need:
                     break
                 try:
