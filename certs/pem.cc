@@ -11,12 +11,18 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include <fcntl.h>
+#include <openssl/mem.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 
 #include "certs/policy.h"
+#include "proxy/base/log.h"
 
 namespace fp::certs {
 namespace {
@@ -90,10 +96,80 @@ Result<std::vector<bssl::UniquePtr<X509>>> load_certs(const std::string& path) {
   return out;
 }
 
-Result<bssl::UniquePtr<EVP_PKEY>> load_private_key(const std::string& path) {
-  std::string data, why;
-  if (!read_file(path, data, why)) return cert_error(path, why);
-  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+std::string key_mode_violation(unsigned mode, unsigned owner_uid) {
+  char octal[8];
+  std::snprintf(octal, sizeof octal, "%04o", mode & 07777);
+  if ((mode & 0007) != 0) {
+    return std::string("private key file is accessible by others (mode ") + octal +
+           "); chmod 600 (or 640 with a root owner and a dedicated group)";
+  }
+  // PostgreSQL's rule for ssl_key_file: a root-owned key may be group-readable (never
+  // group-writable), so a key shared through a group (Debian's ssl-cert, a Kubernetes fsGroup on
+  // a Secret volume) works without giving it to the proxy's user.
+  if ((mode & 0070) != 0 && (owner_uid != 0 || (mode & 0030) != 0)) {
+    return std::string("private key file is accessible by its group (mode ") + octal +
+           "); chmod 600, or make it root-owned with mode 640 or stricter";
+  }
+  return "";
+}
+
+Result<bssl::UniquePtr<EVP_PKEY>> load_private_key(const std::string& path, config::KeyPermissions perms) {
+  // Read with open/fstat/read into one buffer that is wiped afterwards: an ifstream would leave
+  // copies of the key in its own buffer and in every reallocation of a growing string.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return cert_error(path, std::string("cannot read: ") + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return cert_error(path, std::string("cannot read: ") + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return cert_error(path, "cannot read: not a regular file");
+  }
+  // The mode and owner of the file itself: stat() follows a Kubernetes `..data` symlink.
+  if (std::string why = key_mode_violation(st.st_mode, st.st_uid); !why.empty()) {
+    if (perms == config::KeyPermissions::Refuse) {
+      ::close(fd);
+      return cert_error(path, why + ", or set [process] key_permissions = \"warn\"");
+    }
+    FP_LOG_WARN("private key file permissions are too open (key_permissions = \"warn\")", {"path", path},
+                {"reason", why});
+  }
+  constexpr off_t kMaxKeyFile = 1 << 20;
+  if (st.st_size > kMaxKeyFile) {
+    ::close(fd);
+    return cert_error(path, "cannot read: larger than 1 MiB");
+  }
+  // Fixed capacity (the size fstat saw, plus one byte to notice growth): never reallocated.
+  std::vector<uint8_t> data(static_cast<size_t>(st.st_size) + 1);
+  size_t len = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, data.data() + len, data.size() - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      OPENSSL_cleanse(data.data(), data.size());
+      return cert_error(path, std::string("cannot read: ") + std::strerror(e));
+    }
+    if (n == 0) break;
+    len += static_cast<size_t>(n);
+    if (len == data.size()) {
+      ::close(fd);
+      OPENSSL_cleanse(data.data(), data.size());
+      return cert_error(path, "cannot read: the file changed while it was read");
+    }
+  }
+  ::close(fd);
+  struct Wipe {
+    std::vector<uint8_t>& d;
+    ~Wipe() { OPENSSL_cleanse(d.data(), d.size()); }
+  } wipe{data};
+  // PEM decoding allocates through OPENSSL_malloc; BoringSSL's OPENSSL_free wipes every
+  // allocation, so the decoded DER and the EVP_PKEY are cleansed when freed.
+  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(data.data(), static_cast<int>(len)));
   ERR_clear_error();
   bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) {

@@ -16,8 +16,14 @@ namespace fp::certs {
 // All certificates in a PEM file, in order (leaf first for a chain). Error (CertInvalid):
 // "PATH: cannot read: <strerror>", "PATH: no certificate found", "PATH: bad PEM certificate: ...".
 Result<std::vector<bssl::UniquePtr<X509>>> load_certs(const std::string& path);
-// The first private key in a PEM file. "PATH: no private key found" when none.
-Result<bssl::UniquePtr<EVP_PKEY>> load_private_key(const std::string& path);
+// The first private key in a PEM file. "PATH: no private key found" when none. A file that
+// group or others may access (key_mode_violation) is refused with "PATH: reason", or loaded with
+// a logged warning under KeyPermissions::Warn. The file's bytes are wiped after parsing.
+Result<bssl::UniquePtr<EVP_PKEY>> load_private_key(
+    const std::string& path, config::KeyPermissions perms = config::KeyPermissions::Refuse);
+// Empty when a key file with this mode and owner is private enough, else why not: any access by
+// others, or group access unless the owner is root and the group may only read (mode 0640).
+std::string key_mode_violation(unsigned mode, unsigned owner_uid);
 
 // "RSA 2048", "EC P-256", "Ed25519", ...
 std::string describe_key(const EVP_PKEY* key);

@@ -431,7 +431,7 @@ Result<std::shared_ptr<const TlsContext>> build_context(Role role, const std::st
     if (cfg.key.empty()) return cert_error(cfg.cert, "no private key configured for this certificate");
     auto chain = load_certs(cfg.cert);
     if (!chain) return chain.error();
-    auto key = load_private_key(cfg.key);
+    auto key = load_private_key(cfg.key, cfg.key_permissions);
     if (!key) return key.error();
     X509* leaf = chain.value().front().get();
     if (X509_check_private_key(leaf, key.value().get()) != 1) {

@@ -38,12 +38,13 @@ struct TableSchema {
 const std::vector<TableSchema>& schema() {
   static const std::vector<TableSchema> kSchema = {
       {"",
-       {"include", "workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "audit", "listener",
-        "cluster"}},
+       {"include", "workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "audit", "process",
+        "listener", "cluster"}},
       {"limits", {"high_watermark", "low_watermark"}},
       {"admin", {"address", "max_connections", "tls"}},
       {"fips", {"selfprobe_interval", "baseline", "require_kernel_fips"}},
       {"audit", {"path", "max_size", "keep"}},
+      {"process", {"user", "group", "allow_root", "seccomp", "key_permissions"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
         "idle_timeout", "allow_remote_plaintext", "tls", "http"}},
@@ -1301,6 +1302,63 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
       type_error(c, *n, "audit", "a table");
     }
   }
+  if (const toml::node* n = root.get("process")) {
+    if (const toml::table* t = n->as_table()) {
+      check_unknown_keys(c, *t, "process", "process", false);
+      // A user or group name (POSIX portable: letters, digits, '.', '_', '-', a trailing '$'), or
+      // a numeric id. Resolved when the proxy starts (proxy/sandbox.cc), not here.
+      auto account = [&](const char* key, std::string& out, SourceLoc& loc) {
+        const toml::node* v = t->get(key);
+        if (v == nullptr) return;
+        auto str = get_string(c, *v, std::string("process.") + key);
+        if (!str) return;
+        bool ok = !str->empty() && str->size() <= 32 && (*str)[0] != '-';
+        for (size_t i = 0; ok && i < str->size(); ++i) {
+          const char ch = (*str)[i];
+          ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' ||
+               (ch == '$' && i + 1 == str->size());
+        }
+        if (!ok) {
+          c.err(*v, std::string("process.") + key,
+                "'" + *str + "' is not a valid " + key + " name or numeric id");
+          return;
+        }
+        out = *str;
+        loc = c.loc(v->source());
+      };
+      account("user", s.process.user, s.process.user_loc);
+      account("group", s.process.group, s.process.group_loc);
+      if (const toml::node* v = t->get("allow_root")) {
+        if (auto b = get_bool(c, *v, "process.allow_root")) s.process.allow_root = *b;
+      }
+      if (const toml::node* v = t->get("seccomp")) {
+        if (auto m = get_string(c, *v, "process.seccomp")) {
+          if (*m == "kill") {
+            s.process.seccomp = SeccompMode::Kill;
+          } else if (*m == "log") {
+            s.process.seccomp = SeccompMode::Log;
+          } else if (*m == "off") {
+            s.process.seccomp = SeccompMode::Off;
+          } else {
+            c.err(*v, "process.seccomp", "expected \"kill\", \"log\" or \"off\", got '" + *m + "'");
+          }
+        }
+      }
+      if (const toml::node* v = t->get("key_permissions")) {
+        if (auto m = get_string(c, *v, "process.key_permissions")) {
+          if (*m == "refuse") {
+            s.process.key_permissions = KeyPermissions::Refuse;
+          } else if (*m == "warn") {
+            s.process.key_permissions = KeyPermissions::Warn;
+          } else {
+            c.err(*v, "process.key_permissions", "expected \"refuse\" or \"warn\", got '" + *m + "'");
+          }
+        }
+      }
+    } else {
+      type_error(c, *n, "process", "a table");
+    }
+  }
   if (const toml::node* n = root.get("admin")) {
     if (const toml::table* t = n->as_table()) {
       check_unknown_keys(c, *t, "admin", "admin", false);
@@ -1422,6 +1480,14 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
 
   for (auto& ls : listeners) s.listeners.push_back(std::move(ls.l));
   for (auto& cs : clusters) s.clusters.push_back(std::move(cs.cl));
+  // [process] key_permissions applies wherever a key is read (certs/pem.cc).
+  for (auto& l : s.listeners) {
+    if (l.tls) l.tls->key_permissions = s.process.key_permissions;
+  }
+  for (auto& cl : s.clusters) {
+    if (cl.tls) cl.tls->key_permissions = s.process.key_permissions;
+  }
+  if (s.admin && s.admin->tls) s.admin->tls->key_permissions = s.process.key_permissions;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1601,6 +1667,18 @@ const char* profile_name(Profile p) {
       return "tls12-only";
     case Profile::Extended:
       return "extended";
+  }
+  return "unknown";
+}
+
+const char* seccomp_mode_name(SeccompMode m) {
+  switch (m) {
+    case SeccompMode::Kill:
+      return "kill";
+    case SeccompMode::Log:
+      return "log";
+    case SeccompMode::Off:
+      return "off";
   }
   return "unknown";
 }

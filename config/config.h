@@ -40,6 +40,12 @@ std::optional<Address> parse_address(const std::string& text, std::string& reaso
 enum class Profile { Strict, Tls12Only, Extended };
 const char* profile_name(Profile p);
 
+// [process] key_permissions: what to do with a private key file that others may read.
+enum class KeyPermissions { Refuse, Warn };
+// [process] seccomp: the action for a syscall outside the allow-list (proxy/sandbox.cc).
+enum class SeccompMode { Kill, Log, Off };
+const char* seccomp_mode_name(SeccompMode m);  // "kill" | "log" | "off"
+
 // A `tls` block: on a listener it makes the listener a TLS server; on a cluster it makes the
 // proxy a TLS client (origination) to the cluster's endpoints.
 struct TlsConfig {
@@ -60,6 +66,9 @@ struct TlsConfig {
   Profile profile = Profile::Strict;
   uint16_t min_version = 0x0303;  // TLS 1.2
   uint16_t max_version = 0x0304;  // TLS 1.3
+  // Copied from [process] key_permissions into every tls block by the loader, so certs/ can
+  // apply it wherever it reads `key` (load, reload, rotation, `check`).
+  KeyPermissions key_permissions = KeyPermissions::Refuse;
   SourceLoc loc;                  // where the block starts
 };
 
@@ -175,6 +184,17 @@ struct Audit {
   unsigned keep = 5;                 // files kept, the live one included
 };
 
+// [process]: process hardening (proxy/sandbox.h). Applied once at startup; a reload that
+// changes it logs that a restart is needed.
+struct ProcessSettings {
+  std::string user;   // drop to this user (name or numeric uid) after binding; "" = stay
+  std::string group;  // and this group; "" = the user's primary group
+  SourceLoc user_loc, group_loc;
+  bool allow_root = false;  // run as uid 0 without `user`
+  SeccompMode seccomp = SeccompMode::Kill;
+  KeyPermissions key_permissions = KeyPermissions::Refuse;
+};
+
 struct Snapshot {
   std::string path;      // the main config file
   unsigned workers = 0;  // 0 = number of CPUs
@@ -185,6 +205,7 @@ struct Snapshot {
   std::optional<Admin> admin;
   Fips fips;
   std::optional<Audit> audit;
+  ProcessSettings process;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 

@@ -15,6 +15,21 @@ demo=${FIPSPROXY_DEMO_DIR:-/tmp/fipsproxy-demo}
 rm -rf "$demo"; mkdir -p "$demo"
 echo "==> [demo] PKI, app and config in $demo"
 "$bin" certs demo --out "$demo/pki" >/dev/null
+# As root (the usual demo): fipsproxy binds, then drops to nobody ([process] user). Everything it
+# re-reads or writes after the drop must be nobody's: the PKI (reload and rotation re-read the
+# key), the demo directory (logs; the audit log rotates there), the app's Unix socket (connecting
+# needs write permission on it, so the app runs as nobody too).
+app=(python3)
+process_table=""
+if [ "$(id -u)" = 0 ]; then
+  if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ -x /usr/bin/python3 ]; then
+    chown -R nobody:"$(id -gn nobody)" "$demo"
+    app=(setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups /usr/bin/python3)
+    process_table=$'\n[process]\nuser = "nobody"  # drop root after binding\n'
+  else
+    process_table=$'\n[process]\nallow_root = true  # no nobody account or setpriv here\n'
+  fi
+fi
 cat >"$demo/fipsproxy.toml" <<TOML
 # Demo: mTLS on 127.0.0.1:8443 -> HTTP app on a Unix socket.
 workers = 1
@@ -26,7 +41,7 @@ address = "unix:$demo/admin.sock"
 
 [audit]
 path = "$demo/audit.log"
-
+$process_table
 [[listener]]
 name = "inbound"
 address = "127.0.0.1:8443"
@@ -42,7 +57,7 @@ cluster = "app"
 name = "app"
 endpoints = ["unix:$demo/app.sock"]
 TOML
-python3 "$here/demo_app.py" "$demo/app.sock" 2>"$demo/app.log" &
+"${app[@]}" "$here/demo_app.py" "$demo/app.sock" 2>"$demo/app.log" &
 app=$!
 for _ in $(seq 50); do [ -S "$demo/app.sock" ] && break; sleep 0.1; done
 "$bin" run -c "$demo/fipsproxy.toml" 2>"$demo/proxy.log" &
@@ -52,6 +67,8 @@ trap cleanup EXIT
 for _ in $(seq 50); do grep -q 'msg=ready' "$demo/proxy.log" 2>/dev/null && break; sleep 0.1; done
 grep -q 'msg=ready' "$demo/proxy.log" || { cat "$demo/proxy.log"; echo "demo: proxy did not start" >&2; exit 1; }
 
+echo "==> [demo] process hardening (config/REFERENCE.md [process]):"
+grep -o 'msg="process hardened".*' "$demo/proxy.log" | sed 's/^/    /'
 echo "==> [demo] fipsproxy fips-status"
 "$bin" fips-status | tail -1
 echo "==> [demo] curl --cert client.pem https://localhost:8443/hello  (mTLS, FIPS policy)"

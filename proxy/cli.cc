@@ -19,6 +19,7 @@
 #include "proxy/cli_certs.h"
 #include "proxy/fips_baseline.h"
 #include "proxy/explain.h"
+#include "proxy/sandbox.h"
 #include "proxy/server.h"
 
 namespace fp::proxy {
@@ -148,6 +149,12 @@ int cmd_check(const std::vector<std::string>& all_args) {
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
     std::fprintf(stderr, "fipsproxy: %zu configuration error(s)\n", loaded.errors.size());
+    return kExitUsage;
+  }
+  // [process] user/group must exist here too; the root rule depends on who runs `run`, not
+  // on the config, so `check` does not apply it.
+  if (auto id = sandbox::resolve_identity(loaded.snapshot->process, false); !id) {
+    std::fprintf(stderr, "%s\n", id.error().detail.c_str());
     return kExitUsage;
   }
   auto rt = build_runtime(std::move(*loaded.snapshot), nullptr);

@@ -27,6 +27,7 @@
 #include "proxy/cli.h"
 #include "proxy/explain.h"
 #include "proxy/fips_baseline.h"
+#include "proxy/sandbox.h"
 #include "proxy/stats.h"
 
 namespace fp::proxy {
@@ -249,6 +250,9 @@ Server::~Server() {
 int Server::run(const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
   config_path_ = config_path;
+  // Hardening step 1 (proxy/sandbox.h): no core file and no same-uid ptrace or /proc/PID/mem
+  // reader from here on, before any key is read.
+  const Result<void> no_core = sandbox::disable_core_dumps();
   // 1. FIPS checks, fail closed.
   fips_ = certs::run_fips_checks();
   const certs::FipsReport& fips = fips_;
@@ -312,6 +316,14 @@ int Server::run(const std::string& config_path) {
     std::fprintf(stderr, "fipsproxy: policy self-probe failed: %s\n", p.error().detail.c_str());
     return kExitFips;
   }
+  // Hardening step 2: who we will run as once bound. Refuses root without [process] user or
+  // allow_root, and unknown users or groups, before anything is bound.
+  auto identity = sandbox::resolve_identity(rt->cfg.process, true);
+  if (!identity) {
+    std::fprintf(stderr, "%s\nfipsproxy: not started\n", identity.error().detail.c_str());
+    return kExitUsage;
+  }
+  if (!no_core) FP_LOG_WARN("cannot disable core dumps", {"detail", no_core.error().detail});
   // 4. Bind (only now).
   for (const auto& l : rt->listeners) {
     const config::Address& a = l->cfg->address;
@@ -374,6 +386,48 @@ int Server::run(const std::string& config_path) {
       return kExitRuntime;
     }
   }
+  // Hardening steps 3 and 4: every listener and the admin socket are bound; drop privileges,
+  // check the dropped user can still reach what reload and rotation re-open, then the filter.
+  {
+    std::string harden_error;
+    int harden_exit = kExitRuntime;
+    harden_error = sandbox::hand_over_log_files(rt_->cfg, *identity);
+    if (!harden_error.empty()) {
+      // reported below
+    } else if (Result<void> d = sandbox::drop_privileges(*identity); !d) {
+      harden_error = d.error().detail;
+    } else if (identity->change) {
+      harden_error = sandbox::check_access_after_drop(rt_->cfg, config_path, *identity);
+      harden_exit = kExitUsage;
+    }
+    if (harden_error.empty()) {
+      if (Result<void> f = sandbox::install_seccomp(rt_->cfg.process.seccomp); !f) {
+        harden_error = f.error().detail;
+        harden_exit = kExitRuntime;
+      }
+    }
+    if (!harden_error.empty()) {
+      std::fprintf(stderr, "%s\nfipsproxy: not started\n", harden_error.c_str());
+      if (admin_) admin_->close();
+      for (auto& w : workers_) w->force_close();
+      uv_run(&loop_, UV_RUN_DEFAULT);
+      for (auto& w : workers_) w->join();
+      return harden_exit;
+    }
+    FP_LOG_INFO("process hardened", {"user", identity->change ? identity->user : std::string("(unchanged)")},
+                {"group", identity->change ? identity->group : std::string("(unchanged)")},
+                {"seccomp", config::seccomp_mode_name(rt_->cfg.process.seccomp)},
+                {"allowed_syscalls", rt_->cfg.process.seccomp == config::SeccompMode::Off
+                                         ? size_t{0}
+                                         : sandbox::allowed_syscall_count()},
+                {"status", sandbox::status_summary()});
+    if (sandbox::g_test_after_sandbox != nullptr) {
+      // Test builds only: a forbidden call on this thread, and on a worker thread (the filter
+      // reached threads that existed before it: TSYNC).
+      sandbox::g_test_after_sandbox("control");
+      (void)workers_.front()->post([](Worker&) { sandbox::g_test_after_sandbox("worker"); });
+    }
+  }
   ready_ = true;
   FP_LOG_INFO("ready", {"listeners", rt_->listeners.size()}, {"workers", rt_->workers},
               {"generation", rt_->generation}, {"config", config_path});
@@ -421,6 +475,14 @@ bool Server::reload(bool reread_config, const char* why) {
     FP_LOG_WARN("reload: a change of [audit] takes effect only after a restart");
   }
   if (Result<void> p = probe_runtime(*next); !p) return failed("policy self-probe failed: " + p.error().detail);
+  {
+    const config::ProcessSettings& was = rt_->cfg.process;
+    const config::ProcessSettings& now = next->cfg.process;
+    if (was.user != now.user || was.group != now.group || was.allow_root != now.allow_root ||
+        was.seccomp != now.seccomp) {
+      FP_LOG_WARN("reload: a change of [process] user, group, allow_root or seccomp takes effect only after a restart");
+    }
+  }
   if (next->workers != workers_.size()) {
     FP_LOG_WARN("reload: a change of 'workers' takes effect only after a restart",
                 {"running", workers_.size()}, {"configured", next->workers});

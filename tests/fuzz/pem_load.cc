@@ -8,6 +8,7 @@
 // verdicts) is computed without crashing and the hash is 64 lower-case hex digits.
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -43,6 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 64 * 1024) return 0;
   const int fd = memfd();
   FUZZ_CHECK(::ftruncate(fd, 0) == 0, "ftruncate");
+  FUZZ_CHECK(::fchmod(fd, 0600) == 0, "fchmod");  // a memfd is 0777: a key would be refused
   size_t off = 0;
   while (off < size) {
     const ssize_t w = ::pwrite(fd, data + off, size - off, static_cast<off_t>(off));

@@ -28,7 +28,8 @@ std::string config(const TempDir& d, const std::string& sock, uint16_t port) {
          "\"\n[fips]\nselfprobe_interval = \"200ms\"\n[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:" +
          std::to_string(port) + "\"\ncluster = \"app\"\n  [listener.tls]\n  cert = \"" + cert("server.pem") +
          "\"\n  key = \"" + cert("server.key") + "\"\n  ca = \"" + cert("ca.pem") +
-         "\"\n[[cluster]]\nname = \"app\"\nendpoints = [\"unix:" + d.file("app.sock") + "\"]\n";
+         "\"\n[[cluster]]\nname = \"app\"\nendpoints = [\"unix:" + d.file("app.sock") + "\"]\n" +
+         "[process]\nallow_root = true\n";  // tests run as root (ProxyProcess adds this itself)
 }
 
 }  // namespace

@@ -122,7 +122,8 @@ std::string cert(const std::string& name);  // test_certs() + "/" + name
 
 // ---- the proxy ----------------------------------------------------------------------------
 
-// Writes `config` to DIR/proxy.toml and runs `fipsproxy run -c DIR/proxy.toml`.
+// Writes `config` to DIR/proxy.toml (with `[process] allow_root = true` appended when it has no
+// [process] table: the suite runs as root) and runs `fipsproxy run -c DIR/proxy.toml`.
 class ProxyProcess {
  public:
   ProxyProcess(const std::string& config, const std::string& dir);

@@ -1,5 +1,7 @@
 #include "tests/unit/certs/test_pki.h"
 
+#include <sys/stat.h>
+
 #include <openssl/bn.h>
 #include <openssl/ec_key.h>
 #include <openssl/nid.h>
@@ -88,10 +90,14 @@ void write_certs_pem(const std::string& path, const std::vector<X509*>& certs) {
 }
 
 void write_key_pem(const std::string& path, EVP_PKEY* key) {
-  bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "w"));
-  check(bio != nullptr, "BIO_new_file");
-  check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) == 1,
-        "PEM_write_bio_PrivateKey");
+  {
+    bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "w"));
+    check(bio != nullptr, "BIO_new_file");
+    check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) == 1,
+          "PEM_write_bio_PrivateKey");
+  }
+  // Private: the loader refuses a key others may read ([process] key_permissions).
+  check(::chmod(path.c_str(), 0600) == 0, "chmod 0600");
 }
 
 const Pki& pki() {

@@ -139,6 +139,15 @@ const std::vector<Case> kCases = {
     // [fips] baseline / require_kernel_fips take the place of line 12
     {12, "baseline = \"/nonexistent/baseline.json\"", "x.toml:12:12: fips.baseline", "does not exist"},
     {12, "require_kernel_fips = \"yes\"", "x.toml:12:23: fips.require_kernel_fips", "expected a boolean"},
+    // [process] takes the place of [fips] (lines 11-12)
+    {11, "[process]\nuser = 5", "x.toml:12:8: process.user", "expected a string, got integer"},
+    {11, "[process]\nuser = \"bad name\"", "x.toml:12:8: process.user", "is not a valid user name or numeric id"},
+    {11, "[process]\ngroup = \"-wheel\"", "x.toml:12:9: process.group", "is not a valid group name or numeric id"},
+    {11, "[process]\nallow_root = \"yes\"", "x.toml:12:14: process.allow_root", "expected a boolean"},
+    {11, "[process]\nseccomp = \"strict\"", "x.toml:12:11: process.seccomp", "expected \"kill\", \"log\" or \"off\""},
+    {11, "[process]\nkey_permissions = \"ignore\"", "x.toml:12:19: process.key_permissions",
+     "expected \"refuse\" or \"warn\""},
+    {11, "[process]\nuid = 0", "x.toml:12:1: process.uid", "unknown key 'uid'"},
     // top level
     {1, "workers = \"x\"", "x.toml:1:11: workers", "expected an integer, got string"},
     {1, "workers = 300", "x.toml:1:11: workers", "must be between 0 and 256"},
@@ -362,7 +371,7 @@ TEST_CASE("table: every bad value is one error (the first of `count`) at the exa
   }
   // Every leaf key of the schema has at least one case (array elements count for their key).
   for (const std::string& k : documented_keys()) {
-    if (k == "limits" || k == "admin" || k == "fips" || k == "audit" || k.rfind("audit.", 0) == 0 ||
+    if (k == "limits" || k == "admin" || k == "fips" || k == "process" || k == "audit" || k.rfind("audit.", 0) == 0 ||
         k == "listener" || k == "cluster" || k == "listener.tls" || k == "cluster.tls" ||
         k == "cluster.health_check" || k == "cluster.outlier_detection" || k == "admin.tls" ||
         k == "listener.http" || k == "listener.http.route") {
