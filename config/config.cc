@@ -56,7 +56,7 @@ const std::vector<TableSchema>& schema() {
        {"cert", "key", "ca", "crl", "require_client_cert", "allow_spiffe", "allow_dns", "alpn",
         "profile", "min_version", "max_version"}},
       {"cluster",
-       {"name", "endpoints", "weights", "lb_policy", "connect_retries", "no_healthy",
+       {"name", "type", "port", "endpoints", "weights", "lb_policy", "connect_retries", "no_healthy",
         "connect_timeout", "allow_remote_plaintext", "tls", "health_check", "outlier_detection"}},
       {"cluster.health_check",
        {"type", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "path", "host",
@@ -953,6 +953,54 @@ void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, Lis
   out.ok = c.errors.size() == before;
 }
 
+// `type` and `port`. For type = "original_dst" (transparent outbound capture, issue #12) it
+// reports every key that only makes sense with a fixed endpoint list, and plaintext toward
+// destinations nobody listed. Returns true for original_dst.
+bool parse_cluster_type(Ctx& c, const toml::table& t, const std::string& prefix, Cluster& cl,
+                        bool plaintext) {
+  const toml::node* type = t.get("type");
+  if (type) {
+    if (auto v = get_string(c, *type, prefix + ".type")) {
+      if (*v == "static") {
+        cl.type = ClusterType::Static;
+      } else if (*v == "original_dst") {
+        cl.type = ClusterType::OriginalDst;
+      } else {
+        c.err(*type, prefix + ".type",
+              with_suggestion("unknown cluster type '" + *v + "' (expected static or original_dst)",
+                              *v, {"static", "original_dst"}));
+      }
+    }
+  }
+  const bool odst = cl.type == ClusterType::OriginalDst;
+  if (const toml::node* n = t.get("port")) {
+    if (!odst) {
+      c.err(*n, prefix + ".port", "port is only valid with type = \"original_dst\" (static "
+                                  "clusters name the port in each endpoint)");
+    } else if (auto v = get_int(c, *n, prefix + ".port", 1, 65535)) {
+      cl.port = static_cast<uint16_t>(*v);
+    }
+  }
+  if (!odst) return false;
+  for (const char* k : {"endpoints", "weights", "lb_policy", "connect_retries", "no_healthy",
+                        "health_check", "outlier_detection"}) {
+    if (const toml::node* n = t.get(k)) {
+      c.err(*n, prefix + "." + k,
+            std::string(k) + " is not valid with type = \"original_dst\" (each connection has "
+                             "one destination, the address the client dialled: nothing to list, "
+                             "balance, retry or check)");
+    }
+  }
+  if (plaintext && !cl.allow_remote_plaintext) {
+    c.err(*type, prefix + ".type",
+          "an original_dst cluster without a [cluster.tls] block sends plaintext to whatever "
+          "address the client dialled; add a [cluster.tls] block, or set "
+          "allow_remote_plaintext = true");
+  }
+  cl.connect_retries = 0;
+  return true;
+}
+
 void parse_cluster(Ctx& c, const toml::table& t, const std::string& prefix, ClusterSrc& out) {
   size_t before = c.errors.size();
   check_unknown_keys(c, t, prefix, "cluster", false);
@@ -978,7 +1026,10 @@ void parse_cluster(Ctx& c, const toml::table& t, const std::string& prefix, Clus
   }
   if (const toml::node* n = t.get("tls")) cl.tls = parse_tls(c, *n, prefix + ".tls", false);
   bool plaintext = !t.get("tls");
-  if (const toml::node* n = require(c, t, "endpoints", prefix, "[[cluster]]")) {
+  const bool original_dst = parse_cluster_type(c, t, prefix, cl, plaintext);
+  if (original_dst) {
+    // No endpoints to parse; the LB keys were reported by parse_cluster_type.
+  } else if (const toml::node* n = require(c, t, "endpoints", prefix, "[[cluster]]")) {
     if (auto items = get_string_array(c, *n, prefix + ".endpoints")) {
       if (items->empty()) c.err(*n, prefix + ".endpoints", "at least one endpoint is required");
       for (const auto& it : *items) {
@@ -1174,6 +1225,23 @@ void for_each_table(Ctx& c, const toml::node& n, const char* name, F&& f) {
       continue;
     }
     f(*e.as_table(), key);
+  }
+}
+
+// A listener that forwards to an original_dst cluster receives the app's redirected plaintext:
+// SO_ORIGINAL_DST needs a TCP socket, and a TLS block would mean terminating TLS the app meant
+// for someone else.
+void check_original_dst_listener(Ctx& c, const ListenerSrc& ls, const Cluster& cl) {
+  const std::string why = "listener cluster '" + cl.name + "' is type = \"original_dst\"";
+  if (ls.l.tls) {
+    c.err(ls.l.tls->loc, ls.cluster.key.substr(0, ls.cluster.key.size() - 8) + ".tls",
+          why + ": its listener receives the client's redirected plaintext and must have no "
+                "[listener.tls] block");
+  }
+  if (ls.address.node && ls.l.address.is_unix()) {
+    c.err(*ls.address.node, ls.address.key,
+          why + ": it needs a TCP listener (the original destination comes from the kernel's "
+                "NAT record of a TCP connection, SO_ORIGINAL_DST)");
   }
 }
 
@@ -1475,6 +1543,11 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
               for (const auto& nm : cluster_names) v.push_back(nm.c_str());
               return v;
             }()));
+    }
+    if (auto it = cluster_by_name.find(ls.l.cluster);
+        ls.cluster.node && it != cluster_by_name.end() &&
+        it->second->cl.type == ClusterType::OriginalDst) {
+      check_original_dst_listener(c, ls, it->second->cl);
     }
   }
 

@@ -140,8 +140,15 @@ struct OutlierDetection {
   unsigned max_ejection_percent = 50;
 };
 
+// static: the listed endpoints. original_dst: no endpoints; each connection goes to the address
+// the client dialled before an iptables REDIRECT brought it to the listener (SO_ORIGINAL_DST,
+// proxy/original_dst.h), optionally on `port` instead of the original port.
+enum class ClusterType { Static, OriginalDst };
+
 struct Cluster {
   std::string name;
+  ClusterType type = ClusterType::Static;
+  uint16_t port = 0;  // original_dst: connect to this port instead (0 = the original port)
   std::vector<Address> endpoints;
   std::vector<uint32_t> weights;  // one per endpoint (default 1)
   LbPolicy lb_policy = LbPolicy::RoundRobin;

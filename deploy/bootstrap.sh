@@ -47,6 +47,8 @@ packages=(
   libuv1-dev node-llhttp libtomlplusplus-dev catch2
   # tests: real TLS peers and tools
   openssl curl gnutls-bin python3 python3-jsonschema nghttp2-client procps iproute2 util-linux file
+  # transparent capture test (original_dst): nat REDIRECT in a network namespace
+  iptables
   # slow tier: independent scanners; promtool (prometheus) lints /metrics
   sslscan testssl.sh nmap prometheus
 )

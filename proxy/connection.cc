@@ -14,6 +14,7 @@
 #include "filters/http1/parser.h"
 #include "proxy/base/json.h"
 #include "proxy/base/log.h"
+#include "proxy/original_dst.h"
 #include "proxy/worker.h"
 
 namespace fp::proxy {
@@ -639,6 +640,19 @@ void Connection::drive_handshake(Endpoint& ep) {
 
 void Connection::connect_upstream() {
   const ClusterRuntime& cluster = *listener_.cluster;
+  if (cluster.cfg->type == config::ClusterType::OriginalDst) {
+    // Transparent capture: the one destination is where the client was going (no LB, no retry).
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(&down_.h.handle, &fd) != 0) return fail(make_error(Code::Internal, Side::Downstream, "uv_fileno"));
+    Result<OriginalDst> dst = original_dst_target(fd, cluster.cfg->port);
+    if (!dst) return fail(std::move(dst).error());
+    original_dst_ = std::make_unique<OriginalDst>(std::move(*dst));
+    upstream_ep_ = &original_dst_->address;
+    upstream_addr_ = original_dst_->address.text;
+    arm_timer(static_cast<uint64_t>(cluster.cfg->connect_timeout.count()));
+    connect_req_.data = this;
+    return connect_tcp(reinterpret_cast<const sockaddr*>(&original_dst_->sockaddr));
+  }
   if (!lb_started_) {
     lb_started_ = true;
     tried_.assign(cluster.cfg->endpoints.size(), false);

@@ -30,6 +30,7 @@
 namespace fp::proxy {
 
 class Worker;
+struct OriginalDst;
 
 class Connection {
  public:
@@ -147,6 +148,7 @@ class Connection {
   std::string peer_addr_;
   std::string upstream_addr_;
   const config::Address* upstream_ep_ = nullptr;
+  std::unique_ptr<OriginalDst> original_dst_;  // original_dst cluster: upstream_ep_ is in here
   int up_index_ = -1;           // endpoint picked by the LB (holds an active slot)
   std::vector<bool> tried_;     // endpoints already tried for this connection
   unsigned retries_left_ = 0;

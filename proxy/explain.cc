@@ -270,10 +270,15 @@ Result<std::string> explain_config(const config::Snapshot& cfg, bool json) {
     std::vector<std::string> eps;
     for (const auto& e : c.endpoints) eps.push_back(e.text);
     b.header = {{"endpoints", join(eps)}};
+    const bool odst = c.type == config::ClusterType::OriginalDst;
+    if (odst) {
+      b.header = {{"endpoints", "the original destination (type = original_dst)" +
+                                    (c.port ? ", port " + std::to_string(c.port) : std::string())}};
+    }
     if (c.tls) {
       // Without a configured sni, each endpoint's host is sent when it is a DNS name.
       std::string sni;
-      if (c.tls->sni.empty()) sni = "(each endpoint's host, if a DNS name)";
+      if (c.tls->sni.empty()) sni = odst ? "(none: the destination is an IP address)" : "(each endpoint's host, if a DNS name)";
       if (Result<void> r = fill_tls(b, *c.tls, false, sni); !r) return r.error();
     }
     blocks.push_back(std::move(b));

@@ -34,6 +34,8 @@ namespace fp::base {
   X(UpstreamConnectFailed, "upstream_connect_failed", "the upstream connect failed")          \
   X(UpstreamReset, "upstream_reset", "the upstream connection was reset")                     \
   X(NoHealthyUpstream, "no_healthy_upstream", "no healthy endpoint in the cluster")            \
+  X(OriginalDstLoop, "original_dst_loop", "the connection was not redirected: its original destination is the proxy's own listener (forwarding would loop)") \
+  X(OriginalDstUnavailable, "original_dst_unavailable", "the original destination of the connection could not be read (SO_ORIGINAL_DST)") \
   X(Http1BadRequest, "http1_bad_request", "the HTTP/1 request was refused (see detail)")      \
   X(Http1BadResponse, "http1_bad_response", "the upstream's HTTP/1 response was invalid")     \
   X(DownstreamReset, "downstream_reset", "the downstream connection was reset")               \

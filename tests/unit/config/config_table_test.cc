@@ -123,6 +123,9 @@ const std::vector<Case> kCases = {
     {38, "lb_policy = \"least_requests\"", "x.toml:38:13: cluster[0].lb_policy", "(did you mean 'least_request'?)"},
     {38, "connect_retries = 9", "x.toml:38:19: cluster[0].connect_retries", "must be between 0 and 5"},
     {38, "no_healthy = \"panic\"", "x.toml:38:14: cluster[0].no_healthy", "expected \"fail\" or \"use_all\""},
+    // cluster type (issue #12); original_dst's own rules: tests/unit/config/original_dst_config_test.cc
+    {38, "type = \"dynamic\"", "x.toml:38:8: cluster[0].type", "unknown cluster type 'dynamic'"},
+    {38, "port = 8443", "x.toml:38:8: cluster[0].port", "only valid with type = \"original_dst\""},
     {52, "type = \"icmp\"", "x.toml:52:8: cluster[0].health_check.type", "expected \"tcp\", \"tls\" or \"http\""},
     {53, "interval = \"soon\"", "x.toml:53:12: cluster[0].health_check.interval", "invalid duration 'soon'"},
     {54, "timeout = 0", "x.toml:54:11: cluster[0].health_check.timeout", "duration must be > 0"},
