@@ -91,7 +91,7 @@ long seconds_of(const std::string& d) {
   return n;
 }
 
-const std::vector<std::string> kExamples = {"sidecar", "edge", "lb"};
+const std::vector<std::string> kExamples = {"sidecar", "sidecar-capture", "edge", "lb"};
 
 }  // namespace
 
@@ -255,13 +255,50 @@ for fname, d in docs:
             fail(f"{name}: listener {l['name']} port {port} is not a containerPort")
     # Unix endpoints: in an emptyDir shared with another container of the pod.
     for c in cfg.get("cluster", []):
-        for e in c["endpoints"]:
+        for e in c.get("endpoints", []):
             if not e.startswith("unix:"): continue
             dirn = os.path.dirname(e[5:])
             v, m = vol_at(dirn)
             if not v or "emptyDir" not in v: fail(f"{name}: {e} is not in an emptyDir"); continue
             others = [o for o in spec["containers"] if o is not fp and any(mm["name"] == m["name"] for mm in o.get("volumeMounts", []))]
             if not others: fail(f"{name}: {e}: no other container shares volume {m['name']}")
+    # Transparent capture (issue #12): a listener forwarding to an original_dst cluster needs the
+    # init container's rules, for that listener's port, exempting exactly fipsproxy's uid.
+    odst = {c["name"] for c in cfg.get("cluster", []) if c.get("type") == "original_dst"}
+    capture = [l for l in cfg.get("listener", []) if l["cluster"] in odst]
+    inits = [c for c in spec.get("initContainers", []) if "fipsproxy-iptables-init" in " ".join(c.get("command", []))]
+    if capture and len(inits) != 1: fail(f"{name}: capture listener without one fipsproxy-iptables-init init container")
+    if capture and len(inits) == 1:
+        ic = inits[0]
+        argv = ic["command"] + ic.get("args", [])
+        def opt(flag): return argv[argv.index(flag) + 1] if flag in argv else None
+        uid = fp.get("securityContext", {}).get("runAsUser", psc.get("runAsUser"))
+        if argv[0] != "/usr/local/bin/fipsproxy-iptables-init": fail(f"{name}: init command {argv[0]}")
+        if opt("--proxy-uid") != str(uid): fail(f"{name}: --proxy-uid {opt('--proxy-uid')} != fipsproxy runAsUser {uid}")
+        for o in spec["containers"]:
+            if o is not fp and o.get("securityContext", {}).get("runAsUser", psc.get("runAsUser")) == uid:
+                fail(f"{name}/{o['name']}: runs as the proxy uid {uid}: its traffic would escape capture")
+        port = int(opt("--outbound-port") or 15001)
+        for l in capture:
+            host, _, lport = l["address"].rpartition(":")
+            if int(lport) != port: fail(f"{name}: capture listener {l['name']} port {lport} != --outbound-port {port}")
+            if host not in ("127.0.0.1", "[::1]"): fail(f"{name}: capture listener {l['name']} on {host}")
+            if host == "[::1]" and "--ipv6" not in argv: fail(f"{name}: [::1] capture listener without --ipv6")
+        isc = ic.get("securityContext", {})
+        if isc.get("runAsUser") != 0 or "NET_ADMIN" not in isc.get("capabilities", {}).get("add", []):
+            fail(f"{name}: init container must run as root with NET_ADMIN")
+        for m in ic.get("volumeMounts", []):
+            if m["name"] not in vols: fail(f"{name}/{ic['name']}: mount of unknown volume {m['name']}")
+        # The shipped script with these arguments (dry run): the rules it would install.
+        import subprocess
+        r = subprocess.run([os.path.join(src, "deploy/k8s/iptables-init.sh")] + argv[1:] + ["--dry-run"],
+                           capture_output=True, text=True)
+        if r.returncode != 0: fail(f"{name}: iptables-init.sh {argv[1:]}: {r.stderr}")
+        want = [f"-m owner --uid-owner {uid} -j RETURN", f"-p tcp -j REDIRECT --to-ports {port}", "-A OUTPUT -p tcp -j FIPSPROXY_OUTPUT"]
+        for w in want:
+            if w not in r.stdout: fail(f"{name}: iptables-init.sh dry run lacks '{w}'")
+        if r.stdout.find("--uid-owner") > r.stdout.find("REDIRECT"): fail(f"{name}: REDIRECT before the uid exemption")
+        print("CAPTURE", name, uid, port)
     labels = d["spec"]["template"]["metadata"]["labels"]
     for _, s in docs:
         if s["kind"] == "Service" and s["spec"]["selector"].items() <= labels.items():
@@ -274,7 +311,7 @@ for fname, d in docs:
 print("DONE")
 )PY";
 
-TEST_CASE("deploy/k8s: manifests parse and agree with their configs; the configs pass check", "[fast][deploy]") {
+TEST_CASE("deploy/k8s: manifests parse and agree with their configs, the configs pass check", "[fast][deploy]") {
   if (run_command({"python3", "-c", "import yaml, tomllib"}, 30s).code != 0) {
     WARN("python3-yaml (or Python 3.11 tomllib) not installed: deploy/k8s manifests not parsed");
     return;
@@ -309,6 +346,7 @@ TEST_CASE("deploy/k8s: manifests parse and agree with their configs; the configs
     CHECK(r.st.code == 0);
   }
   CHECK(names == std::set<std::string>{"web", "edge"});
+  CHECK(contains(out, "CAPTURE web 10002 15001"));  // sidecar.yaml: transparent capture is cross-checked
 }
 
 TEST_CASE("deploy/Dockerfile: stages, copied files exist, runtime libraries, health check, entrypoint", "[fast][deploy]") {
@@ -345,6 +383,9 @@ TEST_CASE("deploy/Dockerfile: stages, copied files exist, runtime libraries, hea
   }
   CHECK(copies >= 5);
   CHECK(contains(df, "COPY deploy/ deploy/"));
+  // The capture init container (deploy/k8s/sidecar.yaml) runs the script from this image.
+  CHECK(contains(df, "COPY deploy/k8s/iptables-init.sh /usr/local/bin/fipsproxy-iptables-init\n"));
+  CHECK(contains(df, " iptables "));
   // The binary's RUNPATH is the prefix the Dockerfile stages (same absolute path).
   std::string dyn;
   REQUIRE(run_command({"readelf", "-d", proxy_binary()}, 30s, &dyn).code == 0);
