@@ -39,7 +39,11 @@ const std::vector<TableSchema>& schema() {
   static const std::vector<TableSchema> kSchema = {
       {"",
        {"include", "workers", "log_level", "access_log", "drain_timeout", "limits", "admin", "fips", "audit", "process",
-        "listener", "cluster"}},
+        "listener", "cluster", "egress"}},
+      {"egress",
+       {"ca", "connect_timeout", "dns_ttl", "max_idle_per_destination", "idle_connection_timeout",
+        "destination"}},
+      {"egress.destination", {"host", "ports", "upstream_port", "ca", "cert", "key", "sni"}},
       {"limits", {"high_watermark", "low_watermark"}},
       {"admin", {"address", "max_connections", "tls"}},
       {"fips", {"selfprobe_interval", "baseline", "require_kernel_fips"}},
@@ -47,7 +51,8 @@ const std::vector<TableSchema>& schema() {
       {"process", {"user", "group", "allow_root", "seccomp", "key_permissions"}},
       {"listener",
        {"name", "address", "cluster", "mode", "max_connections", "handshake_timeout",
-        "idle_timeout", "allow_remote_plaintext", "tls", "http"}},
+        "idle_timeout", "request_header_timeout", "allow_remote_plaintext", "tls", "http", "proxy_protocol",
+        "egress"}},
       {"listener.http",
        {"max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", "allow_spiffe_ids",
         "allow_trust_domains", "allow_dns", "route"}},
@@ -57,7 +62,8 @@ const std::vector<TableSchema>& schema() {
         "profile", "min_version", "max_version"}},
       {"cluster",
        {"name", "type", "port", "endpoints", "weights", "lb_policy", "connect_retries", "no_healthy",
-        "connect_timeout", "allow_remote_plaintext", "tls", "health_check", "outlier_detection"}},
+        "connect_timeout", "allow_remote_plaintext", "tls", "health_check", "outlier_detection",
+        "max_idle_connections", "idle_connection_timeout"}},
       {"cluster.health_check",
        {"type", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "path", "host",
         "expected_status"}},
@@ -902,7 +908,22 @@ void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, Lis
       }
     }
   }
-  if (const toml::node* n = require(c, t, "cluster", prefix, "[[listener]]")) {
+  if (const toml::node* n = t.get("egress")) {
+    if (auto v = get_bool(c, *n, prefix + ".egress")) l.egress = *v;
+  }
+  if (l.egress) {
+    // An egress listener routes each request by the host it names; it has no cluster.
+    if (const toml::node* n = t.get("cluster")) {
+      c.err(*n, prefix + ".cluster",
+            "an egress listener sends each request to the host it names ([egress] destinations); "
+            "remove cluster or set egress = false");
+    }
+    const toml::node* m = t.get("mode");
+    if (m == nullptr || !m->is_string() || m->as_string()->get() != "http1") {
+      c.err(m ? *m : *t.get("egress"), prefix + (m ? ".mode" : ".egress"),
+            "egress = true needs mode = \"http1\" (the destination comes from each request)");
+    }
+  } else if (const toml::node* n = require(c, t, "cluster", prefix, "[[listener]]")) {
     if (auto v = get_string(c, *n, prefix + ".cluster")) {
       l.cluster = *v;
       out.cluster = {n, prefix + ".cluster"};
@@ -932,6 +953,9 @@ void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, Lis
   if (const toml::node* n = t.get("idle_timeout")) {
     if (auto v = get_duration(c, *n, prefix + ".idle_timeout")) l.idle_timeout = *v;
   }
+  if (const toml::node* n = t.get("request_header_timeout")) {
+    if (auto v = get_duration(c, *n, prefix + ".request_header_timeout")) l.request_header_timeout = *v;
+  }
   if (const toml::node* n = t.get("allow_remote_plaintext")) {
     if (auto v = get_bool(c, *n, prefix + ".allow_remote_plaintext")) l.allow_remote_plaintext = *v;
   }
@@ -941,6 +965,20 @@ void parse_listener(Ctx& c, const toml::table& t, const std::string& prefix, Lis
       c.err(*n, prefix + ".http", "[listener.http] is only valid with mode = \"http1\"");
     } else {
       parse_http_options(c, *n, prefix + ".http", l.http);
+    }
+  }
+  if (const toml::node* n = t.get("proxy_protocol")) {
+    if (auto v = get_string(c, *n, prefix + ".proxy_protocol")) {
+      if (*v == "off") {
+        l.proxy_protocol = ProxyProtocol::Off;
+      } else if (*v != "v2") {
+        c.err(*n, prefix + ".proxy_protocol", "unknown proxy_protocol '" + *v + "' (expected \"v2\" or \"off\")");
+      } else if (l.mode != Mode::Tcp) {
+        c.err(*n, prefix + ".proxy_protocol",
+              "proxy_protocol is only valid with mode = \"tcp\" (http1 passes identity in X-Forwarded-Client-Cert)");
+      } else {
+        l.proxy_protocol = ProxyProtocol::V2;
+      }
     }
   }
   if (!l.tls && !t.get("tls") && out.address.node && !l.address.is_local() &&
@@ -1023,6 +1061,14 @@ void parse_cluster(Ctx& c, const toml::table& t, const std::string& prefix, Clus
   }
   if (const toml::node* n = t.get("connect_timeout")) {
     if (auto v = get_duration(c, *n, prefix + ".connect_timeout")) cl.connect_timeout = *v;
+  }
+  if (const toml::node* n = t.get("max_idle_connections")) {
+    if (auto v = get_int(c, *n, prefix + ".max_idle_connections", 0, 1024)) {
+      cl.max_idle_connections = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const toml::node* n = t.get("idle_connection_timeout")) {
+    if (auto v = get_duration(c, *n, prefix + ".idle_connection_timeout")) cl.idle_connection_timeout = *v;
   }
   if (const toml::node* n = t.get("tls")) cl.tls = parse_tls(c, *n, prefix + ".tls", false);
   bool plaintext = !t.get("tls");
@@ -1243,6 +1289,123 @@ void check_original_dst_listener(Ctx& c, const ListenerSrc& ls, const Cluster& c
           why + ": it needs a TCP listener (the original destination comes from the kernel's "
                 "NAT record of a TCP connection, SO_ORIGINAL_DST)");
   }
+}
+
+// [egress] and its [[egress.destination]] blocks (issue #13). Default deny: a request whose
+// host:port no destination allows gets 403.
+void parse_egress(Ctx& c, const toml::node& node, Snapshot& s) {
+  const toml::table* t = node.as_table();
+  if (!t) {
+    type_error(c, node, "egress", "a table");
+    return;
+  }
+  check_unknown_keys(c, *t, "egress", "egress", false);
+  Egress e;
+  e.loc = c.loc(t->source());
+  if (const toml::node* n = t->get("ca")) {
+    if (auto v = get_file(c, *n, "egress.ca")) e.ca = *v;
+  }
+  if (const toml::node* n = t->get("connect_timeout")) {
+    if (auto v = get_duration(c, *n, "egress.connect_timeout")) e.connect_timeout = *v;
+  }
+  if (const toml::node* n = t->get("dns_ttl")) {
+    if (auto v = get_duration(c, *n, "egress.dns_ttl")) e.dns_ttl = *v;
+  }
+  if (const toml::node* n = t->get("max_idle_per_destination")) {
+    if (auto v = get_int(c, *n, "egress.max_idle_per_destination", 0, 1024)) {
+      e.max_idle_per_destination = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const toml::node* n = t->get("idle_connection_timeout")) {
+    if (auto v = get_duration(c, *n, "egress.idle_connection_timeout")) e.idle_connection_timeout = *v;
+  }
+  if (const toml::node* n = t->get("destination")) {
+    for_each_table(c, *n, "egress.destination", [&](const toml::table& d, const std::string& prefix) {
+      check_unknown_keys(c, d, prefix, "egress.destination", false);
+      EgressDestination dst;
+      dst.loc = c.loc(d.source());
+      dst.tls.loc = dst.loc;
+      dst.tls.require_client_cert = false;
+      if (const toml::node* h = require(c, d, "host", prefix, "[[egress.destination]]")) {
+        if (auto v = get_string(c, *h, prefix + ".host")) {
+          std::string host;
+          for (char ch : *v) host.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+          if (!valid_dns_pattern(host, true)) {
+            c.err(*h, prefix + ".host",
+                  "'" + *v + "' is not a DNS name, IP literal or \"*.suffix\" pattern");
+          } else {
+            dst.host = host;
+          }
+        }
+      }
+      if (const toml::node* p = d.get("ports")) {
+        if (const toml::array* arr = p->as_array()) {
+          if (arr->empty()) c.err(*p, prefix + ".ports", "at least one port is required");
+          for (size_t i = 0; i < arr->size(); ++i) {
+            if (auto v = get_int(c, *arr->get(i), prefix + ".ports[" + std::to_string(i) + "]", 1, 65535)) {
+              dst.ports.push_back(static_cast<uint16_t>(*v));
+            }
+          }
+        } else {
+          type_error(c, *p, prefix + ".ports", "an array of integers");
+        }
+      } else {
+        dst.ports = {80, 443};
+      }
+      if (const toml::node* p = d.get("upstream_port")) {
+        if (auto v = get_int(c, *p, prefix + ".upstream_port", 1, 65535)) {
+          dst.upstream_port = static_cast<uint16_t>(*v);
+        }
+      }
+      if (const toml::node* p = d.get("ca")) {
+        if (auto v = get_file(c, *p, prefix + ".ca")) dst.tls.ca = *v;
+      }
+      const toml::node* cert = d.get("cert");
+      const toml::node* key = d.get("key");
+      if (cert) {
+        if (auto v = get_file(c, *cert, prefix + ".cert")) dst.tls.cert = *v;
+      }
+      if (key) {
+        if (auto v = get_file(c, *key, prefix + ".key")) dst.tls.key = *v;
+      }
+      if ((cert != nullptr) != (key != nullptr)) {
+        c.err(cert ? *cert : *key, prefix + (cert ? ".key" : ".cert"),
+              "a client certificate needs both cert and key");
+      }
+      if (const toml::node* p = d.get("sni")) {
+        if (auto v = get_string(c, *p, prefix + ".sni")) {
+          if (!valid_dns_pattern(*v, false)) {
+            c.err(*p, prefix + ".sni", "'" + *v + "' is not a DNS name");
+          } else {
+            dst.tls.sni = *v;
+          }
+        }
+      }
+      for (const auto& prev : e.destinations) {
+        if (!dst.host.empty() && prev.host == dst.host) {
+          c.err(*d.get("host"), prefix + ".host",
+                "duplicate destination '" + dst.host + "' (first defined at " + loc_str(prev.loc) + ")");
+        }
+      }
+      e.destinations.push_back(std::move(dst));
+    });
+  }
+  if (e.ca.empty()) {
+    // The system bundle (Debian: ca-certificates) unless every destination names its own.
+    const std::string sys = "/etc/ssl/certs/ca-certificates.crt";
+    bool needed = false;
+    for (const auto& d : e.destinations) needed = needed || d.tls.ca.empty();
+    if (needed && ::access(sys.c_str(), R_OK) != 0) {
+      c.err(node, "egress.ca",
+            "no CA bundle: " + sys + " is not readable (install ca-certificates) and a destination "
+            "has no ca of its own");
+    }
+    e.ca = sys;
+  }
+  for (auto& d : e.destinations) {
+    if (d.tls.ca.empty()) d.tls.ca = e.ca;
+  }
+  s.egress = std::move(e);
 }
 
 void validate(Ctx& c, const toml::table& root, Snapshot& s) {
@@ -1551,6 +1714,14 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
     }
   }
 
+  if (const toml::node* n = root.get("egress")) parse_egress(c, *n, s);
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    const ListenerSrc& ls = listeners[i];
+    if (ls.l.egress && !root.get("egress")) {
+      c.err(ls.l.loc, "listener[" + std::to_string(i) + "].egress",
+            "egress = true needs an [egress] table with the allowed [[egress.destination]] hosts");
+    }
+  }
   for (auto& ls : listeners) s.listeners.push_back(std::move(ls.l));
   for (auto& cs : clusters) s.clusters.push_back(std::move(cs.cl));
   // [process] key_permissions applies wherever a key is read (certs/pem.cc).
@@ -1561,6 +1732,9 @@ void validate(Ctx& c, const toml::table& root, Snapshot& s) {
     if (cl.tls) cl.tls->key_permissions = s.process.key_permissions;
   }
   if (s.admin && s.admin->tls) s.admin->tls->key_permissions = s.process.key_permissions;
+  if (s.egress) {
+    for (auto& d : s.egress->destinations) d.tls.key_permissions = s.process.key_permissions;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

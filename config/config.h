@@ -98,6 +98,9 @@ struct HttpOptions {
   std::vector<HttpRoute> routes;
 };
 
+// tcp mode: a PROXY protocol header sent to the upstream before the first forwarded byte.
+enum class ProxyProtocol { Off, V2 };
+
 enum class Mode { Tcp, Http1 };
 const char* mode_name(Mode m);  // "tcp" | "http1"
 
@@ -110,8 +113,14 @@ struct Listener {
   uint32_t max_connections = 10000;
   Millis handshake_timeout{10000};
   Millis idle_timeout{300000};
+  // http1: from the first byte of a request to the end of its head (slowloris, RELIABILITY C16).
+  Millis request_header_timeout{10000};
   bool allow_remote_plaintext = false;
-  HttpOptions http;  // mode = "http1"
+  HttpOptions http;                          // mode = "http1"
+  ProxyProtocol proxy_protocol = ProxyProtocol::Off;  // mode = "tcp"
+  // mode = "http1" without a cluster: each request goes to the host it names, if [egress]
+  // allows it (TLS originated by us under the FIPS policy).
+  bool egress = false;
   SourceLoc loc;
 };
 
@@ -159,6 +168,9 @@ struct Cluster {
   std::optional<TlsConfig> tls;  // origination; absent: plaintext (loopback/UDS unless allowed)
   Millis connect_timeout{5000};
   bool allow_remote_plaintext = false;
+  // http1 listeners: idle upstream connections kept per worker and endpoint for reuse.
+  uint32_t max_idle_connections = 16;  // 0: never reuse (one upstream per request exchange)
+  Millis idle_connection_timeout{60000};
   SourceLoc loc;
 };
 
@@ -202,6 +214,26 @@ struct ProcessSettings {
   KeyPermissions key_permissions = KeyPermissions::Refuse;
 };
 
+// [[egress.destination]]: an external host the app may call through an egress listener.
+struct EgressDestination {
+  std::string host;               // exact DNS name or IP literal, or "*.suffix" (one or more labels)
+  std::vector<uint16_t> ports;    // ports the request may name (default 80 and 443)
+  uint16_t upstream_port = 0;     // 0: the requested port, with 80 (or none) mapped to 443
+  TlsConfig tls;                  // client role: ca (default egress.ca), optional cert/key, sni
+  SourceLoc loc;
+};
+
+// [egress]: defaults for every destination; default deny (no destination, no traffic).
+struct Egress {
+  std::string ca;                       // default CA bundle (the system bundle unless set)
+  Millis connect_timeout{5000};         // TCP connect + TLS handshake
+  Millis dns_ttl{30000};                // how long a resolved address is reused
+  uint32_t max_idle_per_destination = 8;  // pooled idle connections per worker and host:port
+  Millis idle_connection_timeout{60000};
+  std::vector<EgressDestination> destinations;
+  SourceLoc loc;
+};
+
 struct Snapshot {
   std::string path;      // the main config file
   unsigned workers = 0;  // 0 = number of CPUs
@@ -215,6 +247,7 @@ struct Snapshot {
   ProcessSettings process;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
+  std::optional<Egress> egress;
 
   const Cluster* find_cluster(const std::string& name) const;
 };

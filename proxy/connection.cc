@@ -7,11 +7,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <deque>
+#include <optional>
 #include <cstring>
 #include <ctime>
 
 #include "certs/audit_chain.h"
+#include "filters/http1/log_fields.h"
 #include "filters/http1/parser.h"
+#include "filters/proxy_protocol.h"
 #include "proxy/base/json.h"
 #include "proxy/base/log.h"
 #include "proxy/original_dst.h"
@@ -44,19 +49,113 @@ bool is_ip_literal(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
+// tcp mode, proxy_protocol = "v2": the header for this client connection (`h` is the
+// downstream handle; `tls` the finished downstream handshake, or null on a plaintext listener).
+std::string proxy_v2_header(uv_handle_t* h, const config::Address& listener, const certs::HandshakeInfo* tls) {
+  filters::ProxyV2Info pp;
+  if (listener.is_unix()) {
+    pp.family = filters::ProxyV2Info::Family::Unix;
+    char path[256] = {0};
+    size_t len = sizeof path;
+    if (uv_pipe_getpeername(reinterpret_cast<uv_pipe_t*>(h), path, &len) == 0) pp.src_path.assign(path, len);
+    pp.dst_path = listener.path;
+  } else {
+    struct sockaddr_storage peer{}, local{};
+    int plen = sizeof peer, llen = sizeof local;
+    auto* tcp = reinterpret_cast<uv_tcp_t*>(h);
+    if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&peer), &plen) == 0 &&
+        uv_tcp_getsockname(tcp, reinterpret_cast<sockaddr*>(&local), &llen) == 0 && peer.ss_family == local.ss_family) {
+      if (peer.ss_family == AF_INET) {
+        const auto* p = reinterpret_cast<const sockaddr_in*>(&peer);
+        const auto* l = reinterpret_cast<const sockaddr_in*>(&local);
+        pp.family = filters::ProxyV2Info::Family::Inet;
+        std::memcpy(pp.src_addr.data(), &p->sin_addr, 4);
+        std::memcpy(pp.dst_addr.data(), &l->sin_addr, 4);
+        pp.src_port = ntohs(p->sin_port);
+        pp.dst_port = ntohs(l->sin_port);
+      } else if (peer.ss_family == AF_INET6) {
+        const auto* p = reinterpret_cast<const sockaddr_in6*>(&peer);
+        const auto* l = reinterpret_cast<const sockaddr_in6*>(&local);
+        pp.family = filters::ProxyV2Info::Family::Inet6;
+        std::memcpy(pp.src_addr.data(), &p->sin6_addr, 16);
+        std::memcpy(pp.dst_addr.data(), &l->sin6_addr, 16);
+        pp.src_port = ntohs(p->sin6_port);
+        pp.dst_port = ntohs(l->sin6_port);
+      }
+    }
+    if (pp.family == filters::ProxyV2Info::Family::Unspec) pp.local = true;  // addresses unknown
+  }
+  if (tls != nullptr) {
+    pp.ssl = true;
+    pp.alpn = tls->alpn;
+    pp.authority = tls->sni;
+    pp.ssl_version = tls->version;
+    pp.ssl_cipher = tls->cipher;
+    if (tls->peer.present) {
+      // Only verified certificates get this far (an unverified one fails the handshake).
+      pp.cert_sess = true;
+      pp.cert_conn = !tls->resumed;
+      pp.verify = 0;
+      pp.ssl_cn = filters::subject_cn(tls->peer.subject);
+      pp.spiffe_id = tls->peer.spiffe_id;
+    }
+  }
+  return filters::encode_proxy_v2(pp);
+}
+
 }  // namespace
 
 struct Connection::Http {
   explicit Http(const filters::http1::Limits& request_limits) : req(request_limits) {}
   filters::http1::RequestParser req;
-  filters::http1::ResponseParser resp;
+  // One response parser per upstream connection: a new one each time another is bound.
+  std::unique_ptr<filters::http1::ResponseParser> resp = std::make_unique<filters::http1::ResponseParser>();
   filters::http1::Http1Chain chain;
   uint64_t requests = 0;            // request heads forwarded
   uint64_t responses = 0;           // final responses completed
   bool response_head_sent = false;  // of the response in progress
   bool close_after_response = false;
+  // RELIABILITY C16 (slowloris): when the current request's first byte arrived; 0 while no
+  // request head is in progress. request_header_timeout runs from here to the Head event.
+  uint64_t head_started_ms = 0;
+  bool awaiting_head = true;
   std::string remote_ip;
   std::string head;                 // serialisation scratch
+  // Upstream binding (keep-alive pool, egress routing).
+  bool req_in_progress = false;     // a request's head was dispatched, its end not yet seen
+  bool waiting = false;             // a request waits for an upstream: downstream reads paused
+  std::string pending_head;         // its serialized head
+  std::string pending_method;
+  std::string held;                 // downstream bytes that followed it, not yet parsed
+  bool release_pending = false;     // the bound upstream finished its exchange cleanly
+  bool up_stray = false;            // ... and then sent more bytes: never reuse it
+  std::string up_key;               // pool key of the bound upstream ("" when none)
+  std::string target_key;           // pool key the parked request needs
+  bool refusing = false;            // http_refuse is answering: fail() must not answer again
+  // egress: the destination of the request being routed
+  int egress_index = -1;
+  std::string egress_host;
+  uint16_t egress_port = 0;
+  // per-request access log (requests are answered in order)
+  struct Exchange {
+    std::string method, path, authority, upstream;
+    uint64_t start_ms = 0;
+    uint64_t req_bytes = 0;   // downstream plaintext while this request was being sent
+    uint64_t resp_bytes = 0;  // upstream plaintext of its response
+    bool reused = false;
+  };
+  std::deque<Exchange> exchanges;
+  uint64_t upstream_reuses = 0;
+  int resp_status = 0;              // of the response in progress
+  // A request refused while earlier pipelined ones still wait for their responses: those are
+  // answered first (in order), then this refusal and the close.
+  struct Refusal {
+    int status;
+    std::string token;
+    Code code;
+    std::string detail;
+  };
+  std::optional<Refusal> deferred;
 };
 
 struct Connection::WriteReq {
@@ -71,7 +170,7 @@ Connection::Connection(Worker& worker, std::shared_ptr<const Runtime> rt,
                        const ListenerRuntime& listener, uint64_t id)
     : worker_(worker), rt_(std::move(rt)), listener_(listener), id_(id) {
   down_.is_down = true;
-  up_.is_down = false;
+  up_->is_down = false;
   started_ms_ = last_activity_ms_ = uv_now(worker_.loop());
 }
 
@@ -143,6 +242,8 @@ void Connection::start(bool over_limit) {
     state_ = State::Handshaking;
     arm_timer(static_cast<uint64_t>(listener_.cfg->handshake_timeout.count()));
     start_reading(down_);
+  } else if (http_) {
+    established();  // http1: the upstream is chosen per request
   } else {
     state_ = State::Connecting;
     connect_upstream();
@@ -159,6 +260,7 @@ void Connection::force_close(Code code) {
 
 void Connection::start_reading(Endpoint& ep) {
   if (!ep.inited || ep.reading || ep.read_eof || closing_) return;
+  if (http_ && ep.is_down && (http_->waiting || http_->deferred)) return;  // see http_send_pending
   int rc = uv_read_start(&ep.h.stream, on_alloc, on_read);
   if (rc != 0) {
     fail(make_error(Code::Io, side_of(ep), std::string("uv_read_start: ") + uv_err_name(rc)));
@@ -182,7 +284,7 @@ void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
 
 void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* self = static_cast<Connection*>(s->data);
-  Endpoint& ep = (s == &self->down_.h.stream) ? self->down_ : self->up_;
+  Endpoint& ep = (s == &self->down_.h.stream) ? self->down_ : *self->up_;
   if (self->closing_) return;
   if (nread > 0) {
     self->on_data(ep, buf->base, static_cast<size_t>(nread));
@@ -190,6 +292,18 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noe
     self->on_eof(ep);
   } else if (nread < 0) {
     const bool down = ep.is_down;
+    if (!down && self->http_ && (!self->http_in_flight() || self->http_->release_pending)) {
+      self->http_->release_pending = false;
+      self->release_upstream(false);  // an idle upstream went away: the next request gets another
+      return;
+    }
+    if (!down && self->http_ && self->state_ == State::Established &&
+        !self->http_->response_head_sent && self->http_->responses < self->http_->requests) {
+      // RELIABILITY F33: the upstream reset before the response head: 502, not a bare close.
+      self->http_refuse(502, "upstream_reset", Code::UpstreamReset, Side::Upstream,
+                        std::string("read: ") + uv_err_name(static_cast<int>(nread)));
+      return;
+    }
     self->fail(make_error(down ? Code::DownstreamReset : Code::UpstreamReset, self->side_of(ep),
                           std::string("read: ") + uv_err_name(static_cast<int>(nread))));
   }
@@ -213,6 +327,7 @@ void Connection::on_data(Endpoint& ep, const char* data, size_t len) {
     return;
   }
   forward(ep, data, len);
+  http_settle();
 }
 
 void Connection::on_eof(Endpoint& ep) {
@@ -275,6 +390,7 @@ void Connection::pump(Endpoint& ep) {
   }
   if (used != 0 && !closing_) forward(ep, buf, used);
   if (!closing_ && ep.paused == false && !ep.read_eof) start_reading(ep);
+  http_settle();  // `ep` may be an upstream that just finished its exchange
 }
 
 void Connection::forward(Endpoint& from, const char* data, size_t len) {
@@ -302,20 +418,37 @@ void Connection::send_down(const std::string& bytes) {
 void Connection::http_refuse(int status, std::string_view token, Code code, Side side,
                              std::string detail) {
   if (closing_) return;
+  if (side == Side::Downstream && !http_->refusing && !http_->deferred &&
+      http_->responses < http_->requests) {
+    http_->deferred = Http::Refusal{status, std::string(token), code, std::move(detail)};
+    stop_reading(down_);  // nothing after the refused request is read or forwarded
+    return;
+  }
+  http_->refusing = true;
   worker_.stats().add(series("fipsproxy_http1_rejections_total",
                              {{"listener", listener_.cfg->name}, {"reason", token}}));
   const char* phrase = status == 400   ? "Bad Request"
+                       : status == 403 ? "Forbidden"
+                       : status == 408 ? "Request Timeout"
                        : status == 413 ? "Payload Too Large"
                        : status == 414 ? "URI Too Long"
                        : status == 417 ? "Expectation Failed"
                        : status == 431 ? "Request Header Fields Too Large"
                        : status == 501 ? "Not Implemented"
                        : status == 502 ? "Bad Gateway"
-                       : status == 505 ? "HTTP Version Not Supported"
                        : status == 503 ? "Service Unavailable"
-                       : status == 403 ? "Forbidden"
+                       : status == 504 ? "Gateway Timeout"
+                       : status == 505 ? "HTTP Version Not Supported"
                                        : "Error";
-  const std::string body = std::string(token) + "\n";
+  // The body names the reason token and, for upstream and egress refusals, what the operator
+  // can act on (one line, control characters replaced).
+  std::string body(token);
+  if (!detail.empty() && (side == Side::Upstream || code == Code::EgressDenied)) {
+    body += ": ";
+    for (char ch : detail.substr(0, 512)) body += (ch < 0x20 || ch == 0x7f) ? ' ' : ch;
+  }
+  body += "\n";
+  write_request_log(status, token);
   send_down("HTTP/1.1 " + std::to_string(status) + " " + phrase +
             "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
             "\r\nConnection: close\r\n\r\n" + body);
@@ -323,15 +456,223 @@ void Connection::http_refuse(int status, std::string_view token, Code code, Side
   fail(make_error(code, side, std::string(token) + (detail.empty() ? "" : ": " + detail)));
 }
 
+bool Connection::http_in_flight() const {
+  return http_->waiting || http_->req_in_progress || http_->responses < http_->requests;
+}
+
+namespace {
+
+// Egress: "host[:port]" of an authority, lower-cased; port 0 when absent. False if malformed.
+bool split_authority(std::string_view a, std::string& host, uint16_t& port) {
+  port = 0;
+  if (a.empty()) return false;
+  std::string_view h = a;
+  std::string_view p;
+  if (a.front() == '[') {
+    const size_t close = a.find(']');
+    if (close == std::string_view::npos) return false;
+    h = a.substr(1, close - 1);
+    std::string_view rest = a.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      p = rest.substr(1);
+    }
+  } else if (const size_t colon = a.rfind(':'); colon != std::string_view::npos) {
+    h = a.substr(0, colon);
+    p = a.substr(colon + 1);
+    if (h.find(':') != std::string_view::npos) return false;
+  }
+  if (h.empty() || h.size() > 253) return false;
+  host.clear();
+  for (char c : h) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) || c == '-' || c == '.' || c == ':' || c == '_')) return false;
+    host.push_back(static_cast<char>(std::tolower(u)));
+  }
+  if (!p.empty()) {
+    unsigned v = 0;
+    for (char c : p) {
+      if (c < '0' || c > '9' || v > 6553) return false;
+      v = v * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (v == 0 || v > 65535) return false;
+    port = static_cast<uint16_t>(v);
+  }
+  return true;
+}
+
+bool host_matches(const std::string& pattern, const std::string& host) {
+  if (pattern.rfind("*.", 0) == 0) {
+    const std::string suffix = pattern.substr(1);  // ".example.com"
+    return host.size() > suffix.size() && host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
+  return pattern == host;
+}
+
+}  // namespace
+
+bool Connection::http_dispatch(filters::http1::RequestHead& head, std::string_view rest) {
+  std::string key;
+  if (listener_.cfg->egress) {
+    // Egress (issue #13): the destination is the absolute-form authority or Host.
+    std::string authority;
+    uint16_t default_port = 80;
+    if (head.absolute_form) {
+      std::string_view t = head.target;
+      const size_t scheme_end = t.find("://");
+      std::string scheme(t.substr(0, scheme_end));
+      for (char& ch : scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (scheme == "https") default_port = 443;
+      t.remove_prefix(scheme_end + 3);
+      const size_t path_at = t.find_first_of("/?");
+      authority = std::string(t.substr(0, path_at));
+      std::string path = path_at == std::string_view::npos ? "/" : std::string(t.substr(path_at));
+      if (path.front() == '?') path = "/" + path;
+      head.target = path;  // origin-form for the destination
+      head.absolute_form = false;
+    } else if (const std::string* h = head.headers.get("Host")) {
+      authority = *h;
+    }
+    std::string host;
+    uint16_t port = 0;
+    if (!split_authority(authority, host, port)) {
+      worker_.stats().add(series("fipsproxy_egress_denied_total", {{"listener", listener_.cfg->name}, {"reason", "bad_authority"}}));
+      http_refuse(400, "egress_bad_authority", Code::EgressDenied, Side::Downstream,
+                  "no usable host in the request target or Host header");
+      return false;
+    }
+    if (port == 0) port = default_port;
+    const config::Egress& eg = *rt_->egress->cfg;
+    int match = -1;
+    bool host_known = false;
+    for (size_t i = 0; i < eg.destinations.size(); ++i) {
+      const config::EgressDestination& d = eg.destinations[i];
+      if (!host_matches(d.host, host)) continue;
+      host_known = true;
+      if (std::find(d.ports.begin(), d.ports.end(), port) != d.ports.end()) {
+        match = static_cast<int>(i);
+        break;
+      }
+    }
+    if (match < 0 || !rt_->egress->tls[static_cast<size_t>(match)]) {
+      const std::string why = host_known ? "port_denied" : "destination_denied";
+      const std::string detail = host + ":" + std::to_string(port) +
+                                 (host_known ? " port is not in the destination's ports"
+                                             : " is not an allowed [[egress.destination]]");
+      worker_.stats().add(series("fipsproxy_egress_denied_total", {{"listener", listener_.cfg->name}, {"reason", why}}));
+      FP_LOG_WARN("egress request denied", {"conn", id_}, {"listener", listener_.cfg->name},
+                  {"destination", host + ":" + std::to_string(port)}, {"reason", why});
+      if (AuditLog* log = rt_->audit.get()) {
+        certs::AuditEvent ev;
+        ev.listener = listener_.cfg->name;
+        ev.role = "egress";
+        ev.peer_address = host + ":" + std::to_string(port);
+        ev.sni = host;
+        ev.verdict = "rejected";
+        ev.reason = "egress_" + why;
+        ev.detail = detail;
+        log->submit(certs::audit_record(ev));
+      }
+      http_->exchanges.push_back({head.method, head.target, host + ":" + std::to_string(port), "", uv_now(worker_.loop()), 0, 0, false});
+      http_refuse(403, "egress_" + why, Code::EgressDenied, Side::Downstream, detail);
+      return false;
+    }
+    const config::EgressDestination& d = eg.destinations[static_cast<size_t>(match)];
+    uint16_t up_port = d.upstream_port != 0 ? d.upstream_port : (port == 80 ? 443 : port);
+    // Hop-by-hop headers meant for us as a proxy never travel on.
+    head.headers.remove("Proxy-Connection");
+    head.headers.remove("Proxy-Authorization");
+    http_->egress_index = match;
+    http_->egress_host = host;
+    http_->egress_port = up_port;
+    key = std::to_string(rt_->generation) + "|egress|" + std::to_string(match) + "|" + host + ":" +
+          std::to_string(up_port);
+    worker_.stats().add(series("fipsproxy_egress_requests_total", {{"destination", d.host}}));
+  } else {
+    // Cluster: the endpoint is chosen (and the pool consulted) when an upstream is acquired.
+    key = std::to_string(rt_->generation) + "|cluster|" + listener_.cluster->cfg->name;
+  }
+
+  http_->exchanges.push_back({head.method, head.path(),
+                              head.headers.get("Host") ? *head.headers.get("Host") : std::string(),
+                              "", uv_now(worker_.loop()), 0, 0, false});
+  http_->pending_method = head.method;
+  http_->pending_head.clear();
+  head.serialize_to(http_->pending_head);
+  http_->req_in_progress = true;
+  http_->target_key = key;
+
+  const bool bound = up_->inited && !http_->up_key.empty();
+  const bool same = bound && http_->up_key.rfind(key, 0) == 0;
+  if (bound && same && !http_->release_pending) {
+    http_send_pending(false);  // pipelined (or keep-alive) on the same upstream
+    return !closing_;
+  }
+  // Park the request (and whatever followed it) until an upstream is ready.
+  http_->waiting = true;
+  http_->held.assign(rest.data(), rest.size());
+  stop_reading(down_);
+  if (bound && !http_->release_pending && http_->responses < http_->requests) {
+    return false;  // another destination's response is in flight: wait for it (http_settle)
+  }
+  if (bound) release_upstream(!http_->up_stray && http_->release_pending);
+  http_->release_pending = false;
+  state_ = State::Connecting;
+  if (listener_.cfg->egress) {
+    connect_egress();
+  } else {
+    lb_started_ = false;
+    connect_upstream();
+  }
+  return false;
+}
+
+void Connection::http_send_pending(bool replay) {
+  if (closing_) return;
+  http_->waiting = false;
+  http_->resp->expect_response(http_->pending_method);
+  ++http_->requests;
+  ++up_->requests;
+  if (!http_->exchanges.empty()) {
+    auto& x = http_->exchanges.back();
+    x.upstream = upstream_addr_;
+    x.reused = up_->requests > 1;
+  }
+  const std::string head = std::move(http_->pending_head);
+  http_->pending_head.clear();
+  forward_raw(down_, head.data(), head.size());
+  if (closing_ || !replay) return;
+  // The parser continues from the parked head: even with no bytes held it may owe events
+  // (a bodyless request's MessageComplete).
+  const std::string again = std::move(http_->held);
+  http_->held.clear();
+  http_from_down(again.data(), again.size());
+}
+
 void Connection::http_from_down(const char* data, size_t len) {
   using filters::http1::EventKind;
   std::string_view in(data, len);
   while (!closing_) {
+    if (http_->deferred) return;  // a refused request: nothing after it is parsed
+    if (http_->waiting) {
+      http_->held.append(in.data(), in.size());  // parsed once the upstream is ready
+      return;
+    }
+    if (http_->awaiting_head && http_->head_started_ms == 0 && !in.empty() &&
+        !http_->close_after_response) {
+      // A request head begins: bound it by request_header_timeout (the timer may be armed
+      // for the much longer idle_timeout).
+      http_->head_started_ms = uv_now(worker_.loop());
+      const uint64_t limit = static_cast<uint64_t>(listener_.cfg->request_header_timeout.count());
+      if (timer_inited_ && uv_timer_get_due_in(&timer_) > limit) arm_timer(limit);
+    }
     filters::http1::Event ev = http_->req.next(in);
     switch (ev.kind) {
       case EventKind::NeedMore:
         return;
       case EventKind::Head: {
+        http_->awaiting_head = false;
+        http_->head_started_ms = 0;
         filters::http1::RequestHead& head = http_->req.request();
         filters::http1::ConnContext ctx{listener_.cfg->name, http_->remote_ip, down_.tls != nullptr,
                                         down_tls_done_ && down_info_.peer.present ? &down_info_.peer : nullptr};
@@ -342,34 +683,47 @@ void Connection::http_from_down(const char* data, size_t len) {
             worker_.stats().add(series("fipsproxy_http1_authz_denied_total",
                                        {{"listener", listener_.cfg->name}, {"reason", v.reason}}));
           }
+          http_->exchanges.push_back({head.method, head.path(),
+                                      head.headers.get("Host") ? *head.headers.get("Host") : std::string(),
+                                      "", uv_now(worker_.loop()), 0, 0, false});
           http_refuse(v.status, v.reason, denied ? Code::PeerIdentityDenied : Code::Http1BadRequest,
                       Side::Downstream, v.detail);
           return;
         }
-        http_->resp.expect_response(head.method);
-        ++http_->requests;
-        http_->head.clear();
-        head.serialize_to(http_->head);
-        forward_raw(down_, http_->head.data(), http_->head.size());
-        break;
+        in.remove_prefix(ev.consumed);
+        if (!http_dispatch(head, in)) return;
+        continue;
       }
       case EventKind::Body:
-        if (ev.length) forward_raw(down_, in.data() + ev.offset, ev.length);
+        if (ev.length) {
+          if (!http_->exchanges.empty()) http_->exchanges.back().req_bytes += ev.length;
+          forward_raw(down_, in.data() + ev.offset, ev.length);
+        } else if (ev.consumed == 0) {
+          return;  // no progress without more bytes
+        }
         break;
       case EventKind::MessageComplete:
         if (!ev.tail.empty()) forward_raw(down_, ev.tail.data(), ev.tail.size());
         if (!ev.keep_alive) http_->close_after_response = true;
+        http_->awaiting_head = true;
+        http_->req_in_progress = false;
         break;
       case EventKind::Discard:
-        break;  // bytes after a request that closes the connection: never forwarded
+        // Bytes after a request that closes the connection: never forwarded. With nothing
+        // left to discard the parser has nothing more to say.
+        if (ev.consumed == 0) return;
+        break;
       case EventKind::Error: {
         const filters::http1::ParseError& e = http_->req.error();
         if (e.after_head) {
           // Part of this request reached the upstream: that connection cannot be reused.
           worker_.stats().add(series("fipsproxy_http1_rejections_total",
                                      {{"listener", listener_.cfg->name}, {"reason", e.token()}}));
+          write_request_log(0, e.token());
+          http_->refusing = true;
           fail(make_error(Code::Http1BadRequest, Side::Downstream, std::string(e.token()) + ": " + e.detail));
         } else {
+          http_->exchanges.push_back({"", "", "", "", uv_now(worker_.loop()), 0, 0, false});
           http_refuse(e.status, e.token(), Code::Http1BadRequest, Side::Downstream, e.detail);
         }
         return;
@@ -383,50 +737,102 @@ void Connection::http_from_up(const char* data, size_t len) {
   using filters::http1::EventKind;
   std::string_view in(data, len);
   while (!closing_) {
-    filters::http1::Event ev = http_->resp.next(in);
+    if (http_->release_pending || http_->responses >= http_->requests) {
+      // No request outstanding on this upstream: whatever it sends is stray. It is never
+      // forwarded, and the connection is never reused.
+      if (!in.empty()) http_->up_stray = true;
+      if (!http_->release_pending && !in.empty()) {
+        worker_.stats().add(series("fipsproxy_upstream_pool_closed_total",
+                                   {{"upstream", upstream_label()}, {"reason", "stray_bytes"}}));
+        http_->release_pending = true;
+      }
+      return;
+    }
+    filters::http1::Event ev = http_->resp->next(in);
     switch (ev.kind) {
       case EventKind::NeedMore:
         return;
       case EventKind::Head: {
-        filters::http1::ResponseHead& head = http_->resp.response();
+        filters::http1::ResponseHead& head = http_->resp->response();
         filters::http1::ConnContext ctx{listener_.cfg->name, http_->remote_ip, down_.tls != nullptr, nullptr};
         filters::http1::run_on_response_head(http_->chain, head, ctx);
         if (!head.informational) {
           // Passive outlier detection counts 5xx answers like connect failures.
-          worker_.endpoint_result(*listener_.cluster, up_index_, head.status < 500);
+          if (listener_.cluster != nullptr && up_index_ >= 0) {
+            worker_.endpoint_result(*listener_.cluster, up_index_, head.status < 500);
+          }
           http_->response_head_sent = true;
-          if (http_->close_after_response || !head.keep_alive) head.headers.set("Connection", "close");
+          if (!http_->exchanges.empty()) http_->exchanges.front().resp_bytes = 0;
+          // The client's connection stays open unless it asked to close, or this response is
+          // delimited by the upstream's close (then the client needs the close too).
+          const bool close_client = http_->close_after_response || down_.read_eof ||
+                                    head.framing == filters::http1::Framing::CloseDelimited;
+          if (close_client) {
+            head.headers.set("Connection", "close");
+          } else if (!head.keep_alive) {
+            head.headers.remove("Connection");  // the upstream closes; the client may stay
+          }
+          http_->resp_status = head.status;
         }
         http_->head.clear();
         head.serialize_to(http_->head);
-        forward_raw(up_, http_->head.data(), http_->head.size());
+        forward_raw(*up_, http_->head.data(), http_->head.size());
         break;
       }
       case EventKind::Body:
-        if (ev.length) forward_raw(up_, in.data() + ev.offset, ev.length);
+        if (ev.length) {
+          if (!http_->exchanges.empty()) http_->exchanges.front().resp_bytes += ev.length;
+          forward_raw(*up_, in.data() + ev.offset, ev.length);
+        }
         break;
       case EventKind::MessageComplete: {
-        if (!ev.tail.empty()) forward_raw(up_, ev.tail.data(), ev.tail.size());
+        if (!ev.tail.empty()) forward_raw(*up_, ev.tail.data(), ev.tail.size());
         // A 1xx (100 Continue) is not the answer: the final response follows on this exchange.
-        if (http_->resp.response().informational) break;
+        if (http_->resp->response().informational) break;
         ++http_->responses;
         http_->response_head_sent = false;
-        const bool last = http_->close_after_response && http_->responses >= http_->requests;
-        if (last || !http_->resp.reusable()) {
-          // The exchange ends here: close both sides once the response is written.
+        write_request_log(http_->resp_status, "");
+        in.remove_prefix(ev.consumed);
+        const bool reusable = http_->resp->reusable();
+        const bool done = http_->responses >= http_->requests && !http_->req_in_progress;
+        if (http_->deferred && http_->responses >= http_->requests) {
+          // Every earlier request is answered: now the refused one.
+          if (reusable && done && in.empty()) release_upstream(true);
+          const Http::Refusal r = *http_->deferred;
+          http_->deferred.reset();
+          http_refuse(r.status, r.token, r.code, Side::Downstream, r.detail);
+          return;
+        }
+        const bool last = (http_->close_after_response || down_.read_eof) && http_->responses >= http_->requests;
+        if (last || (!reusable && !done)) {
+          // The exchange ends here: close the client once the response is written. The upstream
+          // is parked if it is clean and idle.
+          if (reusable && done && in.empty()) release_upstream(true);
           do_shutdown(down_);
           fail(make_error(Code::Completed, Side::Internal, ""));
           return;
         }
-        break;
+        if (done) {
+          http_->release_pending = true;  // park or drop it in http_settle(), once this read ends
+          if (!reusable || !in.empty()) http_->up_stray = true;
+          if (!in.empty() && reusable) {
+            worker_.stats().add(series("fipsproxy_upstream_pool_closed_total",
+                                       {{"upstream", upstream_label()}, {"reason", "stray_bytes"}}));
+          }
+          return;
+        }
+        continue;  // a pipelined request's response follows
       }
       case EventKind::Discard:
+        if (ev.consumed == 0) return;
         break;
       case EventKind::Error: {
-        const filters::http1::ParseError& e = http_->resp.error();
+        const filters::http1::ParseError& e = http_->resp->error();
         if (!http_->response_head_sent) {
           http_refuse(502, e.token(), Code::Http1BadResponse, Side::Upstream, e.detail);
         } else {
+          write_request_log(http_->resp_status, e.token());
+          http_->refusing = true;
           fail(make_error(Code::Http1BadResponse, Side::Upstream, std::string(e.token()) + ": " + e.detail));
         }
         return;
@@ -436,27 +842,207 @@ void Connection::http_from_up(const char* data, size_t len) {
   }
 }
 
+void Connection::http_settle() {
+  if (!http_ || closing_ || !http_->release_pending) return;
+  http_->release_pending = false;
+  const bool reuse = !http_->up_stray;
+  http_->up_stray = false;
+  release_upstream(reuse);
+  if (closing_) return;
+  if (http_->waiting) {
+    // A request for another destination waited behind that response.
+    state_ = State::Connecting;
+    if (listener_.cfg->egress) {
+      connect_egress();
+    } else {
+      lb_started_ = false;
+      connect_upstream();
+    }
+    return;
+  }
+  if (down_.read_eof && !http_in_flight()) {
+    do_shutdown(down_);
+    fail(make_error(Code::Completed, Side::Internal, ""));
+  }
+}
+
 void Connection::http_finish_side(Endpoint& from) {
-  std::string none;
   if (from.is_down) {
     filters::http1::Event ev = http_->req.finish();
     if (ev.kind == filters::http1::EventKind::Error) {
       const filters::http1::ParseError& e = http_->req.error();
+      http_->refusing = true;
       fail(make_error(Code::Http1BadRequest, Side::Downstream, std::string(e.token()) + ": " + e.detail));
+      return;
+    }
+    // The client finished sending. Responses still owed are delivered, then the client closes;
+    // the upstream connection is not shut down (it may be reused).
+    if (!http_in_flight()) {
+      if (up_->inited && http_->release_pending) http_settle();
+      if (closing_) return;
+      release_upstream(false);
+      do_shutdown(down_);
+      fail(make_error(Code::Completed, Side::Internal, ""));
     }
     return;
   }
-  filters::http1::Event ev = http_->resp.finish();
+  if (!http_in_flight() || http_->release_pending) {
+    // An idle upstream closed: fine, the next request gets another one.
+    http_->release_pending = false;
+    release_upstream(false);
+    if (down_.read_eof && !closing_) {
+      do_shutdown(down_);
+      fail(make_error(Code::Completed, Side::Internal, ""));
+    }
+    return;
+  }
+  filters::http1::Event ev = http_->resp->finish();
   if (ev.kind == filters::http1::EventKind::MessageComplete) {
-    if (!ev.tail.empty()) forward_raw(up_, ev.tail.data(), ev.tail.size());
+    // A close-delimited body ended: the client's connection ends with it.
+    if (!ev.tail.empty()) forward_raw(*up_, ev.tail.data(), ev.tail.size());
+    ++http_->responses;
+    write_request_log(http_->resp_status, "");
+    do_shutdown(down_);
+    fail(make_error(Code::Completed, Side::Internal, ""));
   } else if (ev.kind == filters::http1::EventKind::Error) {
-    const filters::http1::ParseError& e = http_->resp.error();
-    if (!http_->response_head_sent && http_->responses < http_->requests) {
+    const filters::http1::ParseError& e = http_->resp->error();
+    if (!http_->response_head_sent) {
       http_refuse(502, e.token(), Code::Http1BadResponse, Side::Upstream, e.detail);
     } else {
+      write_request_log(http_->resp_status, e.token());
+      http_->refusing = true;
       fail(make_error(Code::Http1BadResponse, Side::Upstream, std::string(e.token()) + ": " + e.detail));
     }
+  } else {
+    // The upstream closed before its response began.
+    http_refuse(502, "upstream_closed", Code::UpstreamReset, Side::Upstream,
+                "the upstream closed the connection before answering");
   }
+}
+
+std::string Connection::upstream_label() const {
+  if (http_ && http_->egress_index >= 0) return "egress:" + http_->egress_host;
+  return listener_.cluster != nullptr ? listener_.cluster->cfg->name : std::string("-");
+}
+
+void Connection::release_upstream(bool reuse) {
+  if (!up_->inited) {
+    http_->up_key.clear();
+    return;
+  }
+  if (up_index_ >= 0 && listener_.cluster != nullptr) {
+    worker_.release_endpoint(*listener_.cluster, up_index_);
+  }
+  std::unique_ptr<Endpoint> old = std::move(up_);
+  up_ = std::make_unique<Endpoint>();
+  old->info = up_info_;
+  old->tls_done = up_tls_done_;
+  old->endpoint_index = up_index_;
+  old->addr = upstream_addr_;
+  up_index_ = -1;
+  up_connected_ = false;
+  up_tls_done_ = false;
+  up_audited_ = false;
+  const std::string key = std::move(http_->up_key);
+  http_->up_key.clear();
+  http_->resp = std::make_unique<filters::http1::ResponseParser>();
+  http_->response_head_sent = false;
+  if (!reuse || old->queued != 0 || old->shutdown_started) {
+    if (old->queued != 0) {
+      // Writes still reference this connection: close it with the connection instead.
+      up_ = std::move(old);
+      http_->up_key = key;
+      fail(make_error(Code::Completed, Side::Internal, ""));
+      return;
+    }
+    UpstreamPool::close_socket(std::move(old));
+    return;
+  }
+  size_t max_idle = 0;
+  uint64_t idle_ms = 0;
+  if (http_->egress_index >= 0) {
+    max_idle = rt_->egress->cfg->max_idle_per_destination;
+    idle_ms = static_cast<uint64_t>(rt_->egress->cfg->idle_connection_timeout.count());
+  } else if (listener_.cluster != nullptr) {
+    max_idle = listener_.cluster->cfg->max_idle_connections;
+    idle_ms = static_cast<uint64_t>(listener_.cluster->cfg->idle_connection_timeout.count());
+  }
+  worker_.pool().put(key, upstream_label(), std::move(old), max_idle, idle_ms);
+}
+
+void Connection::bind_pooled(std::unique_ptr<Endpoint> ep) {
+  up_ = std::move(ep);
+  up_->h.handle.data = this;
+  up_->bytes_in = up_->bytes_out = 0;
+  up_info_ = up_->info;
+  up_tls_done_ = up_->tls_done;
+  up_audited_ = true;  // its handshake was audited when it was made
+  up_connected_ = true;
+  upstream_addr_ = up_->addr;
+  ++http_->upstream_reuses;
+  worker_.stats().add(series("fipsproxy_upstream_pool_reuses_total", {{"upstream", upstream_label()}}));
+  established();
+}
+
+void Connection::write_request_log(int status, std::string_view reason) {
+  if (!http_) return;
+  // A refusal before any head was read (a 408, a malformed request line) still gets its line.
+  Http::Exchange x;
+  x.start_ms = uv_now(worker_.loop());
+  if (!http_->exchanges.empty()) {
+    x = std::move(http_->exchanges.front());
+    http_->exchanges.pop_front();
+  }
+  worker_.stats().add(series("fipsproxy_http1_requests_total",
+                             {{"listener", listener_.cfg->name},
+                              {"code", status == 0 ? std::string("none") : std::to_string(status / 100) + "xx"}}));
+  AccessLog* log = rt_->access_log.get();
+  if (log == nullptr || !log->enabled()) return;
+  char ts[40];
+  {
+    time_t now = time(nullptr);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+  std::string line = "{\"kind\":\"request\",\"ts\":\"";
+  line += ts;
+  line += "\",\"listener\":";
+  filters::http1::append_log_field(line, listener_.cfg->name);
+  line += ",\"conn\":" + std::to_string(id_);
+  line += ",\"method\":";
+  filters::http1::append_log_field(line, x.method, 64);
+  line += ",\"path\":";
+  filters::http1::append_log_field(line, x.path);
+  line += ",\"authority\":";
+  filters::http1::append_log_field(line, x.authority, 256);
+  line += ",\"status\":" + std::to_string(status);
+  line += ",\"reason\":";
+  filters::http1::append_log_field(line, reason, 128);
+  line += ",\"req_body_bytes\":" + std::to_string(x.req_bytes);
+  line += ",\"resp_body_bytes\":" + std::to_string(x.resp_bytes);
+  line += ",\"duration_ms\":" + std::to_string(uv_now(worker_.loop()) - x.start_ms);
+  line += ",\"upstream\":";
+  filters::http1::append_log_field(line, x.upstream, 256);
+  line += std::string(",\"upstream_reused\":") + (x.reused ? "true" : "false");
+  line += ",\"peer\":";
+  filters::http1::append_log_field(line, peer_addr_, 256);
+  line += ",\"tls_version\":";
+  filters::http1::append_log_field(line, down_tls_done_ ? down_info_.version : "", 32);
+  line += ",\"cipher\":";
+  filters::http1::append_log_field(line, down_tls_done_ ? down_info_.cipher : "", 64);
+  line += ",\"peer_spiffe\":";
+  filters::http1::append_log_field(line, down_info_.peer.spiffe_id);
+  line += ",\"peer_dns\":";
+  filters::http1::append_log_field(line, down_info_.peer.dns.empty() ? "" : down_info_.peer.dns.front());
+  line += ",\"up_tls_version\":";
+  filters::http1::append_log_field(line, up_tls_done_ ? up_info_.version : "", 32);
+  line += ",\"up_cipher\":";
+  filters::http1::append_log_field(line, up_tls_done_ ? up_info_.cipher : "", 64);
+  line += ",\"up_peer_spiffe\":";
+  filters::http1::append_log_field(line, up_info_.peer.spiffe_id);
+  line += "}";
+  log->write_line(line);
 }
 
 void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
@@ -524,7 +1110,7 @@ void Connection::on_write(uv_write_t* req, int status) noexcept {
 
 void Connection::after_write(Endpoint& ep) {
   if (closing_) {
-    if (!finished_ && down_.queued == 0 && up_.queued == 0) finish_close();
+    if (!finished_ && down_.queued == 0 && up_->queued == 0) finish_close();
     return;
   }
   touch();
@@ -544,8 +1130,8 @@ void Connection::after_write(Endpoint& ep) {
 void Connection::source_finished(Endpoint& from) {
   from.read_eof = true;
   if (http_) {
-    http_finish_side(from);
-    if (closing_) return;
+    http_finish_side(from);  // http1 decides itself when each side ends
+    return;
   }
   do_shutdown(other(from));
   check_done();
@@ -570,7 +1156,7 @@ void Connection::do_shutdown(Endpoint& ep) {
 
 void Connection::on_shutdown(uv_shutdown_t* req, int status) noexcept {
   auto* self = static_cast<Connection*>(req->data);
-  Endpoint& ep = (req == &self->down_.shutdown_req) ? self->down_ : self->up_;
+  Endpoint& ep = (req == &self->down_.shutdown_req) ? self->down_ : *self->up_;
   ep.shutdown_done = true;
   (void)status;
   if (!self->closing_) self->check_done();
@@ -578,7 +1164,7 @@ void Connection::on_shutdown(uv_shutdown_t* req, int status) noexcept {
 
 void Connection::check_done() {
   if (closing_) return;
-  if (down_.read_eof && up_.read_eof && down_.shutdown_done && up_.shutdown_done) {
+  if (down_.read_eof && up_->read_eof && down_.shutdown_done && up_->shutdown_done) {
     fail(make_error(Code::Completed, Side::Internal, ""));
   }
 }
@@ -618,6 +1204,10 @@ void Connection::drive_handshake(Endpoint& ep) {
                                 {"cipher", down_info_.cipher},
                                 {"group", down_info_.group},
                                 {"sigalg", down_info_.sigalg}}));
+    if (http_) {
+      established();  // http1: the upstream is chosen per request, from its head
+      return;
+    }
     // Nothing is read from the client until the upstream is ready; the kernel buffers it.
     stop_reading(down_);
     state_ = State::Connecting;
@@ -626,7 +1216,7 @@ void Connection::drive_handshake(Endpoint& ep) {
     up_info_ = ep.tls->info();
     up_tls_done_ = true;
     worker_.stats().add(series("fipsproxy_tls_handshakes_total",
-                               {{"cluster", listener_.cluster->cfg->name},
+                               {{"cluster", upstream_label()},
                                 {"role", "client"},
                                 {"version", up_info_.version},
                                 {"cipher", up_info_.cipher},
@@ -649,6 +1239,10 @@ void Connection::connect_upstream() {
     original_dst_ = std::make_unique<OriginalDst>(std::move(*dst));
     upstream_ep_ = &original_dst_->address;
     upstream_addr_ = original_dst_->address.text;
+    if (http_) {
+      http_->up_key = http_->target_key + "|" + upstream_addr_;
+      if (auto pooled = worker_.pool().take(http_->up_key)) return bind_pooled(std::move(pooled));
+    }
     arm_timer(static_cast<uint64_t>(cluster.cfg->connect_timeout.count()));
     connect_req_.data = this;
     return connect_tcp(reinterpret_cast<const sockaddr*>(&original_dst_->sockaddr));
@@ -674,17 +1268,25 @@ void Connection::connect_upstream() {
   const config::Address& addr = cluster.cfg->endpoints[static_cast<size_t>(up_index_)];
   upstream_ep_ = &addr;
   upstream_addr_ = addr.text;
+  if (http_) {
+    // Keep-alive pool: an idle connection to this endpoint, made under this generation.
+    http_->up_key = http_->target_key + "|" + std::to_string(up_index_);
+    if (auto pooled = worker_.pool().take(http_->up_key)) {
+      bind_pooled(std::move(pooled));
+      return;
+    }
+  }
   arm_timer(static_cast<uint64_t>(cluster.cfg->connect_timeout.count()));
   connect_req_.data = this;
   if (addr.is_unix()) {
-    up_.h = {};
-    if (uv_pipe_init(worker_.loop(), &up_.h.pipe, 0) != 0) {
+    up_->h = {};
+    if (uv_pipe_init(worker_.loop(), &up_->h.pipe, 0) != 0) {
       fail(make_error(Code::Internal, Side::Upstream, "uv_pipe_init failed"));
       return;
     }
-    up_.inited = true;
-    up_.h.handle.data = this;
-    uv_pipe_connect(&connect_req_, &up_.h.pipe, addr.path.c_str(), on_connect);
+    up_->inited = true;
+    up_->h.handle.data = this;
+    uv_pipe_connect(&connect_req_, &up_->h.pipe, addr.path.c_str(), on_connect);
     return;
   }
   struct sockaddr_storage ss;
@@ -711,6 +1313,49 @@ void Connection::connect_upstream() {
   resolving_ = true;
 }
 
+void Connection::connect_egress() {
+  const config::Egress& eg = *rt_->egress->cfg;
+  upstream_ep_ = nullptr;
+  upstream_addr_ = (http_->egress_host.find(':') != std::string::npos ? "[" + http_->egress_host + "]"
+                                                                      : http_->egress_host) +
+                   ":" + std::to_string(http_->egress_port);
+  http_->up_key = http_->target_key;
+  if (auto pooled = worker_.pool().take(http_->up_key)) {
+    bind_pooled(std::move(pooled));
+    return;
+  }
+  arm_timer(static_cast<uint64_t>(eg.connect_timeout.count()));
+  connect_req_.data = this;
+  struct sockaddr_storage ss;
+  std::memset(&ss, 0, sizeof ss);
+  const std::string& host = http_->egress_host;
+  if (uv_ip4_addr(host.c_str(), http_->egress_port, reinterpret_cast<sockaddr_in*>(&ss)) == 0 ||
+      uv_ip6_addr(host.c_str(), http_->egress_port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) {
+    connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
+    return;
+  }
+  if (const Worker::DnsEntry* e = worker_.dns_lookup(upstream_addr_)) {
+    worker_.stats().add(series("fipsproxy_egress_dns_lookups_total", {{"result", "cache_hit"}}));
+    ss = e->addrs.front();
+    connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
+    return;
+  }
+  worker_.stats().add(series("fipsproxy_egress_dns_lookups_total", {{"result", "resolved"}}));
+  struct addrinfo hints;
+  std::memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  resolve_req_.data = this;
+  const std::string port = std::to_string(http_->egress_port);
+  int rc = uv_getaddrinfo(worker_.loop(), &resolve_req_, on_resolved, host.c_str(), port.c_str(), &hints);
+  if (rc != 0) {
+    http_refuse(502, "egress_resolve_failed", Code::UpstreamConnectFailed, Side::Upstream,
+                "resolve " + host + ": " + uv_err_name(rc));
+    return;
+  }
+  resolving_ = true;
+}
+
 void Connection::on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo* res) noexcept {
   auto* self = static_cast<Connection*>(req->data);
   self->resolving_ = false;
@@ -721,6 +1366,11 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo*
   }
   if (status != 0 || res == nullptr) {
     uv_freeaddrinfo(res);
+    if (self->http_) {
+      self->http_refuse(502, "upstream_resolve_failed", Code::UpstreamConnectFailed, Side::Upstream,
+                        self->upstream_addr_ + ": resolve: " + uv_err_name(status));
+      return;
+    }
     self->fail(make_error(Code::UpstreamConnectFailed, Side::Upstream,
                           std::string("resolve: ") + uv_err_name(status)));
     return;
@@ -728,19 +1378,31 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo*
   struct sockaddr_storage ss;
   std::memset(&ss, 0, sizeof ss);
   std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+  if (self->http_ && self->http_->egress_index >= 0) {
+    // Egress: remember every address for dns_ttl (getaddrinfo reports no TTL of its own).
+    std::vector<struct sockaddr_storage> all;
+    for (const struct addrinfo* a = res; a != nullptr && all.size() < 16; a = a->ai_next) {
+      struct sockaddr_storage one;
+      std::memset(&one, 0, sizeof one);
+      std::memcpy(&one, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof one));
+      all.push_back(one);
+    }
+    self->worker_.dns_store(self->upstream_addr_, std::move(all),
+                            static_cast<uint64_t>(self->rt_->egress->cfg->dns_ttl.count()));
+  }
   uv_freeaddrinfo(res);
   self->connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
 }
 
 void Connection::connect_tcp(const struct sockaddr* addr) {
-  up_.h = {};
-  if (uv_tcp_init(worker_.loop(), &up_.h.tcp) != 0) {
+  up_->h = {};
+  if (uv_tcp_init(worker_.loop(), &up_->h.tcp) != 0) {
     fail(make_error(Code::Internal, Side::Upstream, "uv_tcp_init failed"));
     return;
   }
-  up_.inited = true;
-  up_.h.handle.data = this;
-  int rc = uv_tcp_connect(&connect_req_, &up_.h.tcp, addr, on_connect);
+  up_->inited = true;
+  up_->h.handle.data = this;
+  int rc = uv_tcp_connect(&connect_req_, &up_->h.tcp, addr, on_connect);
   if (rc != 0) {
     connect_failed(make_error(Code::UpstreamConnectFailed, Side::Upstream,
                               upstream_addr_ + ": connect: " + uv_err_name(rc)));
@@ -748,11 +1410,28 @@ void Connection::connect_tcp(const struct sockaddr* addr) {
 }
 
 void Connection::connect_failed(Error error) {
+  if (listener_.cluster == nullptr) {  // egress: one destination, no LB
+    if (http_ && !closing_) {
+      const bool timeout = error.code == Code::ConnectTimeout;
+      http_refuse(timeout ? 504 : 502, timeout ? "upstream_connect_timeout" : "upstream_connect_failed",
+                  error.code, Side::Upstream, error.detail);
+      return;
+    }
+    fail(std::move(error));
+    return;
+  }
   const ClusterRuntime& cluster = *listener_.cluster;
   worker_.endpoint_result(cluster, up_index_, false);
   const bool more = retries_left_ > 0 &&
                     std::find(tried_.begin(), tried_.end(), false) != tried_.end();
   if (!more || closing_) {
+    if (http_ && !closing_) {
+      // http1 (RELIABILITY F32): an answer the client can act on instead of a bare close.
+      const bool timeout = error.code == Code::ConnectTimeout;
+      http_refuse(timeout ? 504 : 502, timeout ? "upstream_connect_timeout" : "upstream_connect_failed",
+                  error.code, Side::Upstream, error.detail);
+      return;
+    }
     fail(std::move(error));
     return;
   }
@@ -762,11 +1441,11 @@ void Connection::connect_failed(Error error) {
                {"cluster", cluster.cfg->name}, {"detail", error.detail});
   worker_.release_endpoint(cluster, up_index_);
   up_index_ = -1;
-  if (up_.inited) {
+  if (up_->inited) {
     // The handle must be closed before it can be initialised again for the next endpoint.
-    up_.inited = false;
+    up_->inited = false;
     retry_close_pending_ = true;
-    uv_close(&up_.h.handle, on_retry_closed);
+    uv_close(&up_->h.handle, on_retry_closed);
     return;
   }
   connect_upstream();
@@ -801,23 +1480,37 @@ void Connection::on_connect(uv_connect_t* req, int status) noexcept {
 }
 
 void Connection::upstream_connected() {
-  if (!upstream_ep_->is_unix()) uv_tcp_nodelay(&up_.h.tcp, 1);
-  const ClusterRuntime& cluster = *listener_.cluster;
-  if (!cluster.tls) {
+  std::shared_ptr<const certs::TlsContext> ctx;
+  std::string sni;
+  if (http_ && http_->egress_index >= 0) {
+    // Egress: always TLS, SNI and the verified name = the host the app asked for (or the
+    // destination's sni), under the FIPS policy.
+    uv_tcp_nodelay(&up_->h.tcp, 1);
+    ctx = rt_->egress->tls[static_cast<size_t>(http_->egress_index)];
+    const config::EgressDestination& d = rt_->egress->cfg->destinations[static_cast<size_t>(http_->egress_index)];
+    sni = d.tls.sni.empty() ? http_->egress_host : d.tls.sni;
+  } else {
+    if (!upstream_ep_->is_unix()) uv_tcp_nodelay(&up_->h.tcp, 1);
+    const ClusterRuntime& cluster = *listener_.cluster;
+    ctx = cluster.tls;
+    if (ctx) {
+      sni = cluster.cfg->tls->sni;
+      if (sni.empty() && !upstream_ep_->is_unix() && !is_ip_literal(upstream_ep_->host)) {
+        sni = upstream_ep_->host;
+      }
+    }
+  }
+  if (!ctx) {
     established();
     return;
   }
-  std::string sni = cluster.cfg->tls->sni;
-  if (sni.empty() && !upstream_ep_->is_unix() && !is_ip_literal(upstream_ep_->host)) {
-    sni = upstream_ep_->host;
-  }
-  up_.tls = TlsTransport::create(cluster.tls, sni);
-  if (!up_.tls) {
+  up_->tls = TlsTransport::create(ctx, sni);
+  if (!up_->tls) {
     fail(make_error(Code::TlsSetupFailed, Side::Upstream, "SSL_new failed"));
     return;
   }
-  start_reading(up_);
-  drive_handshake(up_);  // sends the ClientHello
+  start_reading(*up_);
+  drive_handshake(*up_);  // sends the ClientHello
 }
 
 void Connection::established() {
@@ -826,11 +1519,36 @@ void Connection::established() {
   arm_timer(static_cast<uint64_t>(listener_.cfg->idle_timeout.count()));
   FP_LOG_DEBUG("connection established", {"conn", id_}, {"listener", listener_.cfg->name},
                {"upstream", upstream_addr_});
+  if (http_) {
+    if (!up_->inited) {
+      // The client is ready; an upstream is chosen when its first request head arrives.
+      start_reading(down_);
+      if (down_.tls) pump(down_);  // TLS may hold a request that came with the handshake
+      return;
+    }
+    start_reading(*up_);
+    if (http_->waiting) http_send_pending(true);
+    if (!closing_ && !http_->waiting && !down_.paused) start_reading(down_);
+    return;
+  }
+  if (listener_.cfg->proxy_protocol == config::ProxyProtocol::V2) {
+    // Before any forwarded byte: reading from the client starts below.
+    const std::string hdr = proxy_v2_header(&down_.h.handle, listener_.cfg->address,
+                                            down_tls_done_ ? &down_info_ : nullptr);
+    up_->bytes_out += hdr.size();
+    if (up_->tls) {
+      if (!up_->tls->write(hdr.data(), hdr.size())) return fail(up_->tls->failure(Side::Upstream));
+      flush(*up_);
+    } else {
+      write_copy(*up_, hdr.data(), hdr.size());
+    }
+    if (closing_) return;
+  }
   start_reading(down_);
-  start_reading(up_);
+  start_reading(*up_);
   // TLS may hold application data that arrived with the handshake.
   if (down_.tls) pump(down_);
-  if (!closing_ && up_.tls) pump(up_);
+  if (!closing_ && up_->tls) pump(*up_);
 }
 
 // --- timers -------------------------------------------------------------------------------
@@ -858,7 +1576,9 @@ void Connection::on_timer() {
     case State::Connecting: {
       Error e = make_error(Code::ConnectTimeout, Side::Upstream,
                            upstream_addr_ + ": no connection within " +
-                               std::to_string(listener_.cluster->cfg->connect_timeout.count()) + "ms");
+                               std::to_string(listener_.cluster != nullptr
+                                              ? listener_.cluster->cfg->connect_timeout.count()
+                                              : rt_->egress->cfg->connect_timeout.count()) + "ms");
       if (!up_connected_ && !resolving_) {
         connect_failed(std::move(e));  // may retry on another endpoint
       } else {
@@ -869,11 +1589,36 @@ void Connection::on_timer() {
     case State::Established: {
       const uint64_t idle = static_cast<uint64_t>(listener_.cfg->idle_timeout.count());
       const uint64_t now = uv_now(worker_.loop());
+      uint64_t head_left = UINT64_MAX;
+      if (http_ && http_->head_started_ms != 0) {
+        const uint64_t limit = static_cast<uint64_t>(listener_.cfg->request_header_timeout.count());
+        const uint64_t in_head = now - http_->head_started_ms;
+        // Only answer 408 between exchanges: a pipelined head that waits behind a response in
+        // flight, or behind upstream backpressure, is checked again later.
+        const bool can_answer = http_->responses >= http_->requests && !down_.paused;
+        if (in_head >= limit && can_answer) {
+          http_refuse(408, "request_header_timeout", Code::RequestHeaderTimeout, Side::Downstream,
+                      "request head incomplete after " + std::to_string(in_head) + "ms");
+          return;
+        }
+        head_left = in_head >= limit ? limit : limit - in_head;
+      }
       if (now - last_activity_ms_ >= idle) {
+        if (http_ && !http_->response_head_sent && http_->responses < http_->requests) {
+          // RELIABILITY F33/B13: a request waits for its answer past idle_timeout. Complete
+          // request: the upstream sent no response head (504). Body still arriving: the client
+          // stalled (408).
+          const bool upstream = http_->awaiting_head;
+          http_refuse(upstream ? 504 : 408, upstream ? "upstream_timeout" : "request_body_timeout",
+                      Code::IdleTimeout, upstream ? Side::Upstream : Side::Downstream,
+                      (upstream ? "no response head for " : "request body stalled for ") +
+                          std::to_string(now - last_activity_ms_) + "ms");
+          return;
+        }
         fail(make_error(Code::IdleTimeout, Side::Internal,
                         "idle for " + std::to_string(now - last_activity_ms_) + "ms"));
       } else {
-        arm_timer(idle - (now - last_activity_ms_));
+        arm_timer(std::min(idle - (now - last_activity_ms_), head_left));
       }
       return;
     }
@@ -891,7 +1636,7 @@ void Connection::audit_handshake(Endpoint& ep, const Error* failure) {
   AuditLog* log = rt_->audit.get();
   if (log == nullptr) return;
   certs::AuditEvent ev;
-  ev.listener = ep.is_down ? listener_.cfg->name : listener_.cluster->cfg->name;
+  ev.listener = ep.is_down ? listener_.cfg->name : upstream_label();
   ev.role = ep.is_down ? "server" : "client";
   ev.peer_address = ep.is_down ? peer_addr_ : upstream_addr_;
   if (ep.tls) {
@@ -912,15 +1657,27 @@ void Connection::audit_handshake(Endpoint& ep, const Error* failure) {
 
 void Connection::fail(Error error) {
   if (closing_) return;
+  if (http_ && !http_->refusing && error.side == Side::Upstream && http_in_flight() &&
+      !http_->response_head_sent && (down_tls_done_ || !down_.tls)) {
+    // http1: an upstream that failed before answering (TLS policy, identity, reset) gets the
+    // client a status and the reason instead of a bare close. The handshake is audited first.
+    if (up_->tls && !up_tls_done_) audit_handshake(*up_, &error);
+    const int status = error.code == Code::ConnectTimeout ? 504
+                       : (error.code == Code::UpstreamConnectRefused || error.code == Code::NoHealthyUpstream) ? 503
+                                                                                                                 : 502;
+    const std::string token(base::token(error.code));
+    http_refuse(status, token, error.code, Side::Upstream, error.detail);
+    return;
+  }
   // A handshake that ends here unfinished (timeout, reset, drain) is still an attempt.
   if (down_.tls && !down_tls_done_) audit_handshake(down_, &error);
-  if (up_.tls && !up_tls_done_) audit_handshake(up_, &error);
+  if (up_->tls && !up_tls_done_) audit_handshake(*up_, &error);
   closing_ = true;
   state_ = State::Closing;
   close_reason_ = std::move(error);
   stop_reading(down_);
-  stop_reading(up_);
-  if (down_.queued == 0 && up_.queued == 0) {
+  stop_reading(*up_);
+  if (down_.queued == 0 && up_->queued == 0) {
     finish_close();
     return;
   }
@@ -943,7 +1700,7 @@ void Connection::finish_close() {
   }
   worker_.connection_finished(this);
   pending_closes_ = 1;  // guard: released at the end of this function
-  for (Endpoint* ep : {&down_, &up_}) {
+  for (Endpoint* ep : {&down_, up_.get()}) {
     if (ep->inited && !uv_is_closing(&ep->h.handle)) {
       ++pending_closes_;
       uv_close(&ep->h.handle, on_closed);
@@ -998,7 +1755,7 @@ void Connection::count_close() {
   if (is_policy_reason(r.code)) {
     const bool upstream = r.side == Side::Upstream;
     st.add(series("fipsproxy_tls_policy_rejections_total",
-                  {{upstream ? "cluster" : "listener", upstream ? listener_.cluster->cfg->name : name},
+                  {{upstream ? "cluster" : "listener", upstream ? upstream_label() : name},
                    {"role", upstream ? "client" : "server"},
                    {"reason", base::token(r.code)}}));
   }
@@ -1055,6 +1812,7 @@ void Connection::write_access_log() {
       .str("up_peer_spiffe", up_info_.peer.spiffe_id)
       .str_array("up_peer_dns", up_info_.peer.dns)
       .unum("http_requests", http_ ? http_->requests : 0)
+      .unum("upstream_reuses", http_ ? http_->upstream_reuses : 0)
       .unum("bytes_from_downstream", down_.bytes_in)
       .unum("bytes_to_downstream", down_.bytes_out)
       .dbl("duration_ms", dur)

@@ -23,9 +23,11 @@
 #include <string>
 
 #include "certs/handshake_info.h"
+#include "filters/http1/head.h"
 #include "proxy/base/result.h"
 #include "proxy/runtime.h"
 #include "proxy/tls_transport.h"
+#include "proxy/upstream_pool.h"
 
 namespace fp::proxy {
 
@@ -53,24 +55,10 @@ class Connection {
 
  private:
   enum class State { New, Handshaking, Connecting, Established, Closing };
-  struct Endpoint {
-    StreamHandle h;
-    bool is_down = false;
-    bool inited = false;
-    std::unique_ptr<TlsTransport> tls;
-    bool reading = false;
-    bool paused = false;  // reading stopped for backpressure
-    bool read_eof = false;
-    bool shutdown_started = false;
-    bool shutdown_done = false;
-    size_t queued = 0;
-    uint64_t bytes_in = 0;   // plaintext received from this side
-    uint64_t bytes_out = 0;  // plaintext sent to this side
-    uv_shutdown_t shutdown_req;
-  };
+  using Endpoint = StreamEnd;
   struct WriteReq;
 
-  Endpoint& other(Endpoint& ep) { return ep.is_down ? up_ : down_; }
+  Endpoint& other(Endpoint& ep) { return ep.is_down ? *up_ : down_; }
   Side side_of(const Endpoint& ep) const { return ep.is_down ? Side::Downstream : Side::Upstream; }
 
   void start_reading(Endpoint& ep);
@@ -90,6 +78,22 @@ class Connection {
   void http_finish_side(Endpoint& from);  // EOF from `from`: let the parser conclude
   // Answers the client with `status` and closes; nothing more is forwarded.
   void http_refuse(int status, std::string_view token, Code code, Side side, std::string detail);
+  // A request head passed the filters: route it (cluster or egress destination), then send it
+  // on the bound upstream, or park it (with the bytes after it) until an upstream is ready.
+  // Returns false when the caller must stop feeding the parser (waiting or refused).
+  bool http_dispatch(filters::http1::RequestHead& head, std::string_view rest);
+  bool http_in_flight() const;    // a request was sent (or waits) and its response is not done
+  // Sends the parked head; `replay`: then parses what was held after it (the upstream just
+  // became ready), else the caller's parser loop goes on (same upstream, nothing parked).
+  void http_send_pending(bool replay);
+  void http_settle();             // after upstream bytes: park or drop a finished upstream
+  // Detaches the bound upstream: parks it in the worker's pool when `reuse` and it is clean,
+  // else closes it. The connection then has no upstream until the next request.
+  void release_upstream(bool reuse);
+  void bind_pooled(std::unique_ptr<Endpoint> ep);
+  void connect_egress();
+  std::string upstream_label() const;  // cluster name, or "egress:<host>"
+  void write_request_log(int status, std::string_view reason);
   void send_down(const std::string& bytes);
   void flush(Endpoint& ep);
   // Queues `len` bytes of `data` (owned) on the socket.
@@ -133,7 +137,7 @@ class Connection {
   const uint64_t id_;
   State state_ = State::New;
   Endpoint down_;
-  Endpoint up_;
+  std::unique_ptr<Endpoint> up_ = std::make_unique<Endpoint>();  // http1: replaced per upstream
   uv_timer_t timer_;
   bool timer_inited_ = false;
   uv_connect_t connect_req_;

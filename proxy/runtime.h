@@ -53,11 +53,18 @@ struct ListenerRuntime {
   filters::http1::Limits http_limits;
 };
 
+// [egress]: one client TLS context per destination (its CA bundle, optional client cert).
+struct EgressRuntime {
+  const config::Egress* cfg = nullptr;
+  std::vector<std::shared_ptr<const certs::TlsContext>> tls;  // parallel to cfg->destinations
+};
+
 struct Runtime {
   uint64_t generation = 0;
   config::Snapshot cfg;
   std::vector<std::unique_ptr<ClusterRuntime>> clusters;
   std::vector<std::unique_ptr<ListenerRuntime>> listeners;
+  std::unique_ptr<EgressRuntime> egress;  // set when the config has [egress]
   std::shared_ptr<AccessLog> access_log;
   std::shared_ptr<AuditLog> audit;  // one per process, shared by every generation; may be null
   unsigned workers = 1;

@@ -131,6 +131,9 @@ std::vector<std::string> tls_files(const config::Snapshot& cfg) {
   };
   for (const auto& l : cfg.listeners) add(l.tls);
   for (const auto& c : cfg.clusters) add(c.tls);
+  if (cfg.egress) {
+    for (const auto& d : cfg.egress->destinations) add(d.tls);
+  }
   return files;
 }
 
@@ -145,6 +148,13 @@ Result<void> probe_runtime(const Runtime& rt) {
   for (const auto& c : rt.clusters) {
     if (c->tls) {
       if (Result<void> r = certs::self_probe(*c->tls); !r) return r;
+    }
+  }
+  if (rt.egress) {
+    for (const auto& t : rt.egress->tls) {
+      if (t) {
+        if (Result<void> r = certs::self_probe(*t); !r) return r;
+      }
     }
   }
   return {};
@@ -176,6 +186,19 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
     }
     rt->clusters.push_back(std::move(cr));
   }
+  if (rt->cfg.egress) {
+    rt->egress = std::make_unique<EgressRuntime>();
+    rt->egress->cfg = &*rt->cfg.egress;
+    for (const config::EgressDestination& d : rt->cfg.egress->destinations) {
+      auto ctx = certs::build_context(certs::Role::Client, "egress:" + d.host, d.tls);
+      if (!ctx) {
+        add_error(ctx.error().detail);
+        rt->egress->tls.push_back(nullptr);
+      } else {
+        rt->egress->tls.push_back(std::move(ctx.value()));
+      }
+    }
+  }
   for (size_t i = 0; i < rt->cfg.listeners.size(); ++i) {
     const config::Listener& l = rt->cfg.listeners[i];
     auto lr = std::make_unique<ListenerRuntime>();
@@ -184,7 +207,9 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
     for (auto& cr : rt->clusters) {
       if (cr->cfg->name == l.cluster) lr->cluster = cr.get();
     }
-    if (lr->cluster == nullptr) add_error("listener " + l.name + ": no cluster named '" + l.cluster + "'");
+    if (lr->cluster == nullptr && !l.egress) {
+      add_error("listener " + l.name + ": no cluster named '" + l.cluster + "'");
+    }
     if (l.mode == config::Mode::Http1) {
       lr->http_limits.max_header_bytes = l.http.max_header_bytes;
       lr->http_limits.max_header_count = l.http.max_headers;
@@ -198,8 +223,11 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
       if (!authz.empty()) {
         lr->http_filters.push_back(std::make_shared<filters::http1::IdentityAuthzFilterFactory>(std::move(authz)));
       }
-      filters::http1::ForwardedConfig fwd;
-      lr->http_filters.push_back(std::make_shared<filters::http1::ForwardedFilterFactory>(fwd));
+      if (!l.egress) {
+        // Egress requests go to external hosts: they never learn our internal addresses.
+        filters::http1::ForwardedConfig fwd;
+        lr->http_filters.push_back(std::make_shared<filters::http1::ForwardedFilterFactory>(fwd));
+      }
       if (l.tls) {
         lr->http_filters.push_back(
             std::make_shared<filters::http1::XfccFilterFactory>(filters::http1::XfccConfig{}));

@@ -25,6 +25,26 @@ struct Worker::Listener {
   uv_poll_t poll;     // UDS: watches `fd`, which this struct owns
   uv_timer_t backoff; // UDS: accept back-off after EMFILE
   int fd = -1;
+  // Accept errors (EMFILE under a flood: RELIABILITY B15) are counted each time but logged at
+  // most once a second, with how many were not logged in between.
+  uint64_t accept_error_logged_ms = 0;
+  uint64_t accept_errors_unlogged = 0;
+
+  // A nested class, so it may read the worker's runtime.
+  void note_accept_error(const char* err) {
+    const ListenerRuntime* lr = worker->rt_->find_listener(address);
+    const std::string name = lr != nullptr ? lr->cfg->name : address;
+    worker->stats_.add(series("fipsproxy_accept_errors_total", {{"listener", name}, {"error", err}}));
+    const uint64_t now = uv_now(&worker->loop_);
+    if (accept_error_logged_ms != 0 && now - accept_error_logged_ms < 1000) {
+      ++accept_errors_unlogged;
+      return;
+    }
+    FP_LOG_WARN("accept error", {"listener", name}, {"err", err},
+                {"not_logged_since_last", accept_errors_unlogged});
+    accept_error_logged_ms = now;
+    accept_errors_unlogged = 0;
+  }
 };
 
 Worker::Worker(Server& server, unsigned id)
@@ -117,6 +137,7 @@ void Worker::run(ListenFds fds) {
       return make_error(Code::Internal, Side::Internal, std::string("uv_async_init: ") + uv_err_name(rc));
     }
     async_.data = this;
+    pool_ = std::make_unique<UpstreamPool>(&loop_, stats_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       accepting_posts_ = true;
@@ -224,6 +245,7 @@ void Worker::close_listeners() {
 void Worker::maybe_stop() {
   if (!draining_ || stopping_ || live_ != 0) return;
   stopping_ = true;
+  if (pool_) pool_->close_all();
   {
     std::lock_guard<std::mutex> lock(mu_);
     accepting_posts_ = false;
@@ -246,8 +268,9 @@ void Worker::on_async(uv_async_t* a) noexcept {
 void Worker::on_tcp_connection(uv_stream_t* server, int status) noexcept {
   auto* l = static_cast<Listener*>(server->data);
   if (status < 0) {
-    // EMFILE and friends: libuv already dropped the pending connection; count and go on.
-    FP_LOG_WARN("accept error", {"listener", l->address}, {"err", uv_err_name(status)});
+    // EMFILE and friends: libuv already dropped the pending connection (its reserve-fd trick
+    // accepts and closes what is queued); count, log rate-limited, never uv_accept here.
+    l->note_accept_error(uv_err_name(status));
     return;
   }
   l->worker->new_connection(l->address, server, -1);
@@ -272,7 +295,7 @@ void Worker::accept_unix(Listener& l) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       if (errno == ECONNABORTED) continue;
       // EMFILE/ENFILE/ENOBUFS: pause accepting for a moment instead of spinning.
-      FP_LOG_WARN("accept error", {"listener", l.address}, {"err", std::strerror(errno)});
+      l.note_accept_error(uv_err_name(-errno));
       uv_poll_stop(&l.poll);
       uv_timer_start(&l.backoff, on_unix_backoff, 100, 0);
       return;
@@ -410,6 +433,28 @@ int Worker::pick_endpoint(const ClusterRuntime& cluster, const std::vector<bool>
   }
   ++st.active[pick];
   return static_cast<int>(pick);
+}
+
+void Worker::hold_endpoint(const ClusterRuntime& cluster, int index) {
+  LbState& st = lb_state(cluster);
+  if (index >= 0 && static_cast<size_t>(index) < st.active.size()) ++st.active[index];
+}
+
+const Worker::DnsEntry* Worker::dns_lookup(const std::string& host_port) {
+  auto it = dns_.find(host_port);
+  if (it == dns_.end()) return nullptr;
+  if (it->second.expires_ms <= uv_now(&loop_)) {
+    dns_.erase(it);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+void Worker::dns_store(const std::string& host_port, std::vector<struct sockaddr_storage> addrs,
+                       uint64_t ttl_ms) {
+  if (ttl_ms == 0 || addrs.empty()) return;
+  if (dns_.size() >= 4096) dns_.clear();  // bounded: a flood of names cannot grow it forever
+  dns_[host_port] = DnsEntry{std::move(addrs), uv_now(&loop_) + ttl_ms};
 }
 
 void Worker::release_endpoint(const ClusterRuntime& cluster, int index) {

@@ -21,6 +21,7 @@
 
 #include "proxy/runtime.h"
 #include "proxy/stats.h"
+#include "proxy/upstream_pool.h"
 
 namespace fp::proxy {
 
@@ -58,6 +59,17 @@ class Worker {
   char* read_buffer() { return read_buf_.get(); }
   char* pump_buffer() { return pump_buf_.get(); }
   Stats& stats() { return stats_; }
+  // Idle upstream connections for HTTP/1 reuse (per worker, no locks).
+  UpstreamPool& pool() { return *pool_; }
+  // Egress name resolution cache (per worker): addresses for host:port until `expires_ms`.
+  struct DnsEntry {
+    std::vector<struct sockaddr_storage> addrs;
+    uint64_t expires_ms = 0;
+  };
+  const DnsEntry* dns_lookup(const std::string& host_port);
+  void dns_store(const std::string& host_port, std::vector<struct sockaddr_storage> addrs, uint64_t ttl_ms);
+  // Takes an LB slot on `index` again (a pooled connection to that endpoint is reused).
+  void hold_endpoint(const ClusterRuntime& cluster, int index);
   // Load balancing (per worker, no locks). pick_endpoint: an eligible endpoint index not in
   // `tried` (healthy per the active checks, not ejected), chosen by the cluster's policy; -1
   // when there is none (with no_healthy = "use_all", health and ejection are ignored when no
@@ -103,6 +115,8 @@ class Worker {
   std::unique_ptr<char[]> read_buf_;
   std::unique_ptr<char[]> pump_buf_;
   Stats stats_;
+  std::unique_ptr<UpstreamPool> pool_;
+  std::unordered_map<std::string, DnsEntry> dns_;
   std::map<std::string, Listener*> listeners_;  // by address text; freed in their close callback
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   size_t live_ = 0;  // connections not yet finished

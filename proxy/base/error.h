@@ -29,6 +29,7 @@ namespace fp::base {
   X(PeerIdentityDenied, "peer_identity_denied", "the peer identity is not on the allow-list")  \
   X(HandshakeTimeout, "handshake_timeout", "the TLS handshake did not finish in time")        \
   X(IdleTimeout, "idle_timeout", "the connection was idle too long")                          \
+  X(RequestHeaderTimeout, "request_header_timeout", "the HTTP/1 request head did not arrive in time") \
   X(ConnectTimeout, "upstream_connect_timeout", "the upstream connect did not finish in time") \
   X(UpstreamConnectRefused, "upstream_connect_refused", "the upstream refused the connection") \
   X(UpstreamConnectFailed, "upstream_connect_failed", "the upstream connect failed")          \
@@ -36,6 +37,7 @@ namespace fp::base {
   X(NoHealthyUpstream, "no_healthy_upstream", "no healthy endpoint in the cluster")            \
   X(OriginalDstLoop, "original_dst_loop", "the connection was not redirected: its original destination is the proxy's own listener (forwarding would loop)") \
   X(OriginalDstUnavailable, "original_dst_unavailable", "the original destination of the connection could not be read (SO_ORIGINAL_DST)") \
+  X(EgressDenied, "egress_denied", "the egress request names a destination that is not allowed") \
   X(Http1BadRequest, "http1_bad_request", "the HTTP/1 request was refused (see detail)")      \
   X(Http1BadResponse, "http1_bad_response", "the upstream's HTTP/1 response was invalid")     \
   X(DownstreamReset, "downstream_reset", "the downstream connection was reset")               \

@@ -38,6 +38,9 @@ struct ClusterSpec {
   std::vector<std::string> endpoints;
   std::optional<TlsSpec> tls;
   std::string connect_timeout = "1s";
+  // http1 keep-alive pool off by default, so fd and connection baselines return exactly after
+  // each test (tests/integration/pool_test.cc and egress_test.cc cover the pool).
+  int max_idle_connections = 0;
 };
 
 // The usual mTLS server block: server.pem, clients from ca.pem, the test client's SPIFFE ID.
@@ -90,6 +93,7 @@ inline std::string render_config(const std::string& access_log, const std::vecto
     o << "\n[[cluster]]\n";
     o << "name = \"" << c.name << "\"\nendpoints = " << toml_list(c.endpoints) << "\n";
     o << "connect_timeout = \"" << c.connect_timeout << "\"\n";
+    o << "max_idle_connections = " << c.max_idle_connections << "\n";
     if (c.tls) render_tls(o, "cluster", *c.tls);
   }
   return o.str();

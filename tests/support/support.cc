@@ -654,13 +654,27 @@ std::vector<std::string> JsonObject::arr(const std::string& key) const {
   return it->second.items;
 }
 
-std::vector<JsonObject> read_access_log(const std::string& path) {
+namespace {
+// http1 listeners also write one {"kind":"request",...} line per request.
+std::vector<JsonObject> read_log_lines(const std::string& path, bool requests) {
   std::vector<JsonObject> r;
   std::istringstream in(read_file(path));
   std::string line;
   while (std::getline(in, line)) {
+    if ((line.rfind("{\"kind\":\"request\"", 0) == 0) != requests) continue;
     if (auto o = JsonObject::parse(line)) r.push_back(std::move(*o));
   }
+  return r;
+}
+}  // namespace
+
+std::vector<JsonObject> read_access_log(const std::string& path) { return read_log_lines(path, false); }
+
+std::vector<JsonObject> read_request_log(const std::string& path) { return read_log_lines(path, true); }
+
+std::vector<JsonObject> wait_request_log(const std::string& path, size_t n, Millis timeout) {
+  std::vector<JsonObject> r;
+  wait_until([&] { return (r = read_request_log(path)).size() >= n; }, timeout, Millis(20));
   return r;
 }
 

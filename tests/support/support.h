@@ -197,8 +197,11 @@ class JsonObject {
   std::string raw_;
 };
 
-// Every parseable line of a JSON-lines file.
+// Every parseable connection line of an access log (JSON lines; request lines excluded).
 std::vector<JsonObject> read_access_log(const std::string& path);
+// The per-request lines ({"kind":"request",...}) http1 listeners write, in order.
+std::vector<JsonObject> read_request_log(const std::string& path);
+std::vector<JsonObject> wait_request_log(const std::string& path, size_t n, Millis timeout = Millis(5000));
 // Waits (bounded) until the file has at least `n` lines; returns them.
 std::vector<JsonObject> wait_access_log(const std::string& path, size_t n, Millis timeout = Millis(5000));
 

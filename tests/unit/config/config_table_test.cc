@@ -103,6 +103,21 @@ const std::vector<std::string> kBase = {
     "allow_spiffe_ids = [\"spiffe://example.org/ns/ops/sa/admin\"]",// 81
     "allow_trust_domains = [\"ops.example.org\"]",   // 82
     "allow_dns = [\"admin.example.org\"]",           // 83
+    // [egress] and one destination (issue #13).
+    "[egress]",                                      // 84
+    "connect_timeout = \"5s\"",                      // 85
+    "dns_ttl = \"30s\"",                             // 86
+    "max_idle_per_destination = 8",                  // 87
+    "idle_connection_timeout = \"60s\"",             // 88
+    "ca = \"certs/ca.pem\"",                         // 89
+    "[[egress.destination]]",                        // 90
+    "host = \"api.example.com\"",                    // 91
+    "ports = [443]",                                 // 92
+    "upstream_port = 443",                           // 93
+    "ca = \"certs/ca.pem\"",                         // 94
+    "sni = \"api.example.com\"",                     // 95
+    "cert = \"certs/client.pem\"",                   // 96
+    "key = \"certs/client.key\"",                    // 97
 };
 
 struct Case {
@@ -116,6 +131,22 @@ struct Case {
 const std::string kLongUds = "unix:/" + std::string(120, 'u');
 
 const std::vector<Case> kCases = {
+    // upstream keep-alive pool and egress (issues #8, #13)
+    {38, "max_idle_connections = -1", "x.toml:38:24: cluster[0].max_idle_connections", "must be between 0 and 1024"},
+    {38, "idle_connection_timeout = \"soon\"", "x.toml:38:27: cluster[0].idle_connection_timeout", "invalid duration 'soon'"},
+    {17, "egress = 1", "x.toml:17:10: listener[0].egress", "expected a boolean, got integer"},
+    {85, "connect_timeout = \"x\"", "x.toml:85:19: egress.connect_timeout", "invalid duration 'x'"},
+    {86, "dns_ttl = 0", "x.toml:86:11: egress.dns_ttl", "duration must be > 0"},
+    {87, "max_idle_per_destination = 2000", "x.toml:87:28: egress.max_idle_per_destination", "must be between 0 and 1024"},
+    {88, "idle_connection_timeout = \"x\"", "x.toml:88:27: egress.idle_connection_timeout", "invalid duration 'x'"},
+    {89, "ca = \"certs/missing.pem\"", "x.toml:89:6: egress.ca", "no such file"},
+    {91, "host = \"bad host\"", "x.toml:91:8: egress.destination[0].host", "is not a DNS name"},
+    {92, "ports = [0]", "x.toml:92:10: egress.destination[0].ports[0]", "must be between 1 and 65535"},
+    {93, "upstream_port = 70000", "x.toml:93:17: egress.destination[0].upstream_port", "must be between 1 and 65535"},
+    {94, "ca = \"certs/missing.pem\"", "x.toml:94:6: egress.destination[0].ca", "no such file"},
+    {95, "sni = \"*.x\"", "x.toml:95:7: egress.destination[0].sni", "is not a DNS name"},
+    {96, "cert = \"certs/missing.pem\"", "x.toml:96:8: egress.destination[0].cert", "no such file"},
+    {97, "key = \"certs/missing.key\"", "x.toml:97:7: egress.destination[0].key", "no such file"},
     // load balancing (issue #9): cluster-level keys take the place of line 38
     {38, "weights = [0]", "x.toml:38:12: cluster[0].weights[0]", "must be between 1 and 1000"},
     {38, "weights = [1, 2]", "x.toml:38:11: cluster[0].weights", "has 2 entries for 1 endpoints"},
@@ -199,9 +230,12 @@ const std::vector<Case> kCases = {
     {18, "max_conections = 5", "x.toml:18:1: listener[0].max_conections", "(did you mean 'max_connections'?)"},
     {19, "handshake_timeout = \"10\"", "x.toml:19:21: listener[0].handshake_timeout", "invalid duration '10'"},
     {20, "idle_timeout = -1", "x.toml:20:16: listener[0].idle_timeout", "duration must be > 0"},
+    {21, "request_header_timeout = \"soon\"", "x.toml:21:26: listener[0].request_header_timeout", "invalid duration 'soon'"},
     {21, "allow_remote_plaintext = \"no\"", "x.toml:21:26: listener[0].allow_remote_plaintext", "expected a boolean"},
     // [listener.http] and [[listener.http.route]] (issue #8), listener[1] from line 65
     {21, "http = { max_headers = 5 }", "x.toml:21:8: listener[0].http", "only valid with mode = \"http1\""},
+    {21, "proxy_protocol = \"v1\"", "x.toml:21:18: listener[0].proxy_protocol", "unknown proxy_protocol 'v1'"},
+    {70, "proxy_protocol = \"v2\"", "x.toml:70:18: listener[1].proxy_protocol", "only valid with mode = \"tcp\""},
     {72, "max_header_bytes = 100", "x.toml:72:20: listener[1].http.max_header_bytes", "between 1KiB and 1MiB"},
     {72, "max_header_bytes = \"2MiB\"", "x.toml:72:20: listener[1].http.max_header_bytes", "between 1KiB and 1MiB"},
     {73, "max_headers = 0", "x.toml:73:15: listener[1].http.max_headers", "must be between 1 and 1000"},
@@ -353,6 +387,7 @@ TEST_CASE("table: the base config is valid", "[config][table]") {
   CHECK(web.http.routes[0].prefix == "/admin");
   CHECK(web.http.routes[0].allow.spiffe_ids == std::vector<std::string>{"spiffe://example.org/ns/ops/sa/admin"});
   CHECK(web.http.routes[0].allow.dns == std::vector<std::string>{"admin.example.org"});
+  CHECK(r.snapshot->listeners.at(0).proxy_protocol == ProxyProtocol::Off);
 }
 
 TEST_CASE("table: every bad value is one error (the first of `count`) at the exact file:line:col: key", "[config][table]") {
@@ -377,7 +412,7 @@ TEST_CASE("table: every bad value is one error (the first of `count`) at the exa
     if (k == "limits" || k == "admin" || k == "fips" || k == "process" || k == "audit" || k.rfind("audit.", 0) == 0 ||
         k == "listener" || k == "cluster" || k == "listener.tls" || k == "cluster.tls" ||
         k == "cluster.health_check" || k == "cluster.outlier_detection" || k == "admin.tls" ||
-        k == "listener.http" || k == "listener.http.route") {
+        k == "listener.http" || k == "listener.http.route" || k == "egress" || k == "egress.destination") {
       continue;  // tables; [audit] is covered by its own tests
     }
     bool hit = false;
