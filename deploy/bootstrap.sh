@@ -47,10 +47,14 @@ packages=(
   libuv1-dev node-llhttp libtomlplusplus-dev catch2
   # tests: real TLS peers and tools
   openssl curl gnutls-bin python3 python3-jsonschema nghttp2-client procps iproute2 util-linux file
+  # egress: Python requests through HTTP_PROXY; the system CA bundle egress uses by default
+  python3-requests ca-certificates
   # transparent capture test (original_dst): nat REDIRECT in a network namespace
   iptables
   # slow tier: independent scanners; promtool (prometheus) lints /metrics
   sslscan testssl.sh nmap prometheus
+  # abuse tests: slow-attack tool + its client-cert wrapper (C16/C18), raw TLS records (C21)
+  slowhttptest socat python3-cryptography
 )
 
 step apt "Debian packages"

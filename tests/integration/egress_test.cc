@@ -94,11 +94,21 @@ TEST_CASE("egress: curl and Python urllib with HTTP_PROXY reach a TLS destinatio
   INFO(out << err);
   CHECK(st.code == 0);
   CHECK(out.find("conn=1 req=2 path=/py") != std::string::npos);  // pooled: same TLS connection
+  // ... and Python requests (python3-requests), the way most SDKs call out.
+  out.clear();
+  err.clear();
+  st = run_command({"python3", "-c",
+                    "import requests,sys; r = requests.get(sys.argv[1], timeout=10); print(r.status_code, r.text)",
+                    url(up.port(), "/requests")},
+                   20s, &out, &err, {"HTTP_PROXY=" + eg.proxy_url(), "NO_PROXY=", "no_proxy="});
+  INFO(out << err);
+  CHECK(st.code == 0);
+  CHECK(out.find("200 conn=1 req=3 path=/requests") != std::string::npos);
   CHECK(up.accepts() == 1);
   const std::string m = eg.metrics();
-  CHECK(metric_value(m, "fipsproxy_upstream_pool_reuses_total{upstream=\"egress:localhost\"}") == 1);
-  auto reqs = wait_request_log(eg.dir.file("access.log"), 2);
-  REQUIRE(reqs.size() == 2);
+  CHECK(metric_value(m, "fipsproxy_upstream_pool_reuses_total{upstream=\"egress:localhost\"}") == 2);
+  auto reqs = wait_request_log(eg.dir.file("access.log"), 3);
+  REQUIRE(reqs.size() == 3);
   CHECK(reqs[0].str("up_tls_version") == "TLSv1.3");
   CHECK(reqs[1].boolean("upstream_reused"));
   // The upstream handshake is in the audit chain: approved, with our SNI.
