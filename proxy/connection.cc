@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <deque>
 #include <optional>
@@ -156,6 +157,10 @@ struct Connection::Http {
     std::string detail;
   };
   std::optional<Refusal> deferred;
+  // Per-connection caches for the per-request path.
+  bool log_requests = false;              // the access log is on
+  std::string cluster_key;                // pool key prefix of the listener's cluster
+  std::array<std::string, 6> status_series;  // fipsproxy_http1_requests_total per status class
 };
 
 struct Connection::WriteReq {
@@ -226,6 +231,7 @@ void Connection::start(bool over_limit) {
   counted_ = true;  // the worker took a slot in listener_.active for us
   if (listener_.cfg->mode == config::Mode::Http1) {
     http_ = std::make_unique<Http>(listener_.http_limits);
+    http_->log_requests = rt_->access_log && rt_->access_log->enabled();
     for (const auto& f : listener_.http_filters) http_->chain.push_back(f->create());
     const size_t colon = peer_addr_.rfind(':');
     http_->remote_ip = colon == std::string::npos ? peer_addr_ : peer_addr_.substr(0, colon);
@@ -312,7 +318,9 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noe
 void Connection::on_data(Endpoint& ep, const char* data, size_t len) {
   touch();
   if (ep.tls) {
-    ep.tls->feed(data, len);
+    // The session reads the records straight from the worker's read buffer; what it leaves
+    // unread (a partial record, or the rest after backpressure) is copied when `lend` ends.
+    TlsTransport::Lend lend(*ep.tls, data, len);
     if (!ep.tls->handshake_done()) {
       drive_handshake(ep);
     } else if (state_ == State::Established) {
@@ -590,12 +598,19 @@ bool Connection::http_dispatch(filters::http1::RequestHead& head, std::string_vi
     worker_.stats().add(series("fipsproxy_egress_requests_total", {{"destination", d.host}}));
   } else {
     // Cluster: the endpoint is chosen (and the pool consulted) when an upstream is acquired.
-    key = std::to_string(rt_->generation) + "|cluster|" + listener_.cluster->cfg->name;
+    if (http_->cluster_key.empty()) {
+      http_->cluster_key = std::to_string(rt_->generation) + "|cluster|" + listener_.cluster->cfg->name;
+    }
+    key = http_->cluster_key;
   }
 
-  http_->exchanges.push_back({head.method, head.path(),
-                              head.headers.get("Host") ? *head.headers.get("Host") : std::string(),
-                              "", uv_now(worker_.loop()), 0, 0, false});
+  if (http_->log_requests) {
+    http_->exchanges.push_back({head.method, head.path(),
+                                head.headers.get("Host") ? *head.headers.get("Host") : std::string(),
+                                "", uv_now(worker_.loop()), 0, 0, false});
+  } else {
+    http_->exchanges.push_back({});  // counts and ordering only: no access log to write
+  }
   http_->pending_method = head.method;
   http_->pending_head.clear();
   head.serialize_to(http_->pending_head);
@@ -993,9 +1008,14 @@ void Connection::write_request_log(int status, std::string_view reason) {
     x = std::move(http_->exchanges.front());
     http_->exchanges.pop_front();
   }
-  worker_.stats().add(series("fipsproxy_http1_requests_total",
-                             {{"listener", listener_.cfg->name},
-                              {"code", status == 0 ? std::string("none") : std::to_string(status / 100) + "xx"}}));
+  const size_t cls = status >= 100 && status < 600 ? static_cast<size_t>(status / 100) : 0;
+  std::string& key = http_->status_series[cls];
+  if (key.empty()) {
+    key = series("fipsproxy_http1_requests_total",
+                 {{"listener", listener_.cfg->name},
+                  {"code", cls == 0 ? std::string("none") : std::to_string(cls) + "xx"}});
+  }
+  worker_.stats().add(key);
   AccessLog* log = rt_->access_log.get();
   if (log == nullptr || !log->enabled()) return;
   char ts[40];
