@@ -216,6 +216,22 @@ TEST_CASE("original_dst: redirected plaintext leaves as mTLS to the original des
   REQUIRE(wait_until([&] { return upstream_events().size() == 1; }, 5s));
   CHECK_FALSE(upstream_events()[0].boolean("tls"));
   CHECK(read_access_log(access_log).empty());
+  // Without any nat rule in the namespace a direct connection to the capture listener has no
+  // NAT record (original_dst_unavailable here; a kernel that tracks every connection reports
+  // the listener itself: original_dst_loop). Either way refused, nothing read or forwarded.
+  {
+    Fd fd = connect_tcp("127.0.0.1", 15001);
+    REQUIRE(fd.valid());
+    send_all(fd.get(), "hello\n");
+    ReadResult rr = read_until_close(fd.get(), 5s);
+    CHECK(rr.data.empty());
+  }
+  auto log = wait_access_log(access_log, 1);
+  REQUIRE(log.size() == 1);
+  INFO(log[0].raw());
+  CHECK((log[0].str("close_reason") == "original_dst_unavailable" || log[0].str("close_reason") == "original_dst_loop"));
+  CHECK(log[0].num("bytes_from_downstream") == 0);
+  CHECK(upstream_events().size() == 1);
 
   // The shipped rules, with the proxy's uid (0 here) exempt.
   const std::string rules =
@@ -238,15 +254,15 @@ TEST_CASE("original_dst: redirected plaintext leaves as mTLS to the original des
   CHECK(contains(up.str("cipher"), "_GCM_"));
   CHECK(up.arr("peer_uri") == std::vector<std::string>{"spiffe://example.org/ns/default/sa/client"});
   CHECK(up.str("got") == "hello through capture\n");
-  auto log = wait_access_log(access_log, 1);
-  REQUIRE(log.size() == 1);
-  INFO(log[0].raw());
-  CHECK(log[0].str("listener") == "capture");
-  CHECK(log[0].str("upstream") == "127.0.0.3:8443");
-  CHECK(log[0].str("close_reason") == "completed");
-  CHECK(log[0].str("up_tls_version") == "TLSv1.3");
-  CHECK(log[0].str("up_peer_spiffe") == "spiffe://example.org/ns/default/sa/server");
-  CHECK(log[0].num("bytes_from_downstream") == 22);
+  log = wait_access_log(access_log, 2);
+  REQUIRE(log.size() == 2);
+  INFO(log[1].raw());
+  CHECK(log[1].str("listener") == "capture");
+  CHECK(log[1].str("upstream") == "127.0.0.3:8443");
+  CHECK(log[1].str("close_reason") == "completed");
+  CHECK(log[1].str("up_tls_version") == "TLSv1.3");
+  CHECK(log[1].str("up_peer_spiffe") == "spiffe://example.org/ns/default/sa/server");
+  CHECK(log[1].num("bytes_from_downstream") == 22);
 
   // Negative: a connection straight to the capture listener was never redirected. Its original
   // destination is the listener itself; forwarding would loop, so it is refused, nothing read
@@ -259,18 +275,24 @@ TEST_CASE("original_dst: redirected plaintext leaves as mTLS to the original des
     CHECK(rr.data.empty());
     CHECK((rr.eof || rr.reset));
   }
-  log = wait_access_log(access_log, 2);
-  REQUIRE(log.size() == 2);
-  INFO(log[1].raw());
-  CHECK(log[1].str("close_reason") == "original_dst_loop");
-  CHECK(contains(log[1].str("detail"), "original destination 127.0.0.1:15001 is this listener itself"));
-  CHECK(log[1].str("upstream").empty());
-  CHECK(log[1].num("bytes_from_downstream") == 0);
+  log = wait_access_log(access_log, 3);
+  REQUIRE(log.size() == 3);
+  INFO(log[2].raw());
+  CHECK(log[2].str("close_reason") == "original_dst_loop");
+  CHECK(contains(log[2].str("detail"), "original destination 127.0.0.1:15001 is this listener itself"));
+  CHECK(log[2].str("upstream").empty());
+  CHECK(log[2].num("bytes_from_downstream") == 0);
   CHECK(upstream_events().size() == 2);  // the upstream saw no new connection
   std::string metrics;
   run_command({"curl", "-sS", "--max-time", "5", "http://127.0.0.1:9901/metrics"}, 10s, &metrics);
+  const std::string first = log[0].str("close_reason");  // the no-rules refusal above
+  const std::string loops = first == "original_dst_loop" ? "2" : "1";
   CHECK(contains(metrics, "fipsproxy_connection_closes_total{listener=\"capture\",reason=\"original_dst_loop\","
-                          "side=\"downstream\"} 1"));
+                          "side=\"downstream\"} " + loops + "\n"));
+  if (first == "original_dst_unavailable") {
+    CHECK(contains(metrics, "fipsproxy_connection_closes_total{listener=\"capture\",reason=\"original_dst_unavailable\","
+                            "side=\"downstream\"} 1\n"));
+  }
 
   // IPv6: ip6tables REDIRECT to [::1]:15001, IP6T_SO_ORIGINAL_DST names [fd00::3]:8443.
   const std::string captured6 = run_app("fd00::3", 8443);
@@ -281,12 +303,12 @@ TEST_CASE("original_dst: redirected plaintext leaves as mTLS to the original des
   CHECK(up.boolean("tls"));
   CHECK(up.str("listen") == "fd00::3:8443");
   CHECK(up.str("version") == "TLSv1.3");
-  log = wait_access_log(access_log, 3);
-  REQUIRE(log.size() == 3);
-  INFO(log[2].raw());
-  CHECK(log[2].str("listener") == "capture6");
-  CHECK(log[2].str("upstream") == "[fd00::3]:8443");
-  CHECK(log[2].str("close_reason") == "completed");
+  log = wait_access_log(access_log, 4);
+  REQUIRE(log.size() == 4);
+  INFO(log[3].raw());
+  CHECK(log[3].str("listener") == "capture6");
+  CHECK(log[3].str("upstream") == "[fd00::3]:8443");
+  CHECK(log[3].str("close_reason") == "completed");
 
   proxy.terminate();
 }
