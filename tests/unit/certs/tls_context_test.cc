@@ -108,7 +108,8 @@ TEST_CASE("build_context errors name the path: missing files", "[fast][context]"
 
 TEST_CASE("build_context errors name the path: no certificate, no key, key mismatch", "[fast][context]") {
   fp::test::TempDir dir("fp-certs-err");
-  fp::test::write_file(dir.file("empty.pem"), "just some text\n");
+  // 0600: it also serves as a key below, and an others-readable key is refused before parsing.
+  fp::test::write_file(dir.file("empty.pem"), "just some text\n", 0600);
   TlsConfig cfg = server_config();
   cfg.cert = dir.file("empty.pem");
   auto r = build_context(Role::Server, "l", cfg);
