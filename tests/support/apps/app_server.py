@@ -23,6 +23,9 @@ Modes (positional):
                        with "Expect: 100-continue" whose body has not arrived yet gets
                        "HTTP/1.1 100 Continue" first (the close event then has "sent_100": true)
 
+  proxy-v2 DIR         expect a PROXY protocol v2 header first: parse it (addresses, TLVs, SSL
+                       sub-TLVs, CRC32c check) into DIR/conn-N.json ({"header": null, ...} when
+                       the stream does not start with the v2 signature), then echo the rest
 Every loop is bounded: --max-seconds (default 300) per process and per connection. SIGTERM or
 SIGINT exits promptly.
 """
@@ -60,6 +63,61 @@ def send_pattern(c, n, deadline):
         c.sendall(chunk)
         sent += len(chunk)
     return sent
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def parse_proxy_v2(hdr):
+    """A complete v2 header -> dict (hex for binary values, names for known TLV types)."""
+    out = {"header": True, "version_command": hdr[12], "family": hdr[13], "length": len(hdr) - 16}
+    body = hdr[16:]
+    fam = hdr[13]
+    if fam == 0x11:
+        out["src"] = "%d.%d.%d.%d" % tuple(body[0:4])
+        out["dst"] = "%d.%d.%d.%d" % tuple(body[4:8])
+        out["src_port"], out["dst_port"] = int.from_bytes(body[8:10], "big"), int.from_bytes(body[10:12], "big")
+        off = 12
+    elif fam == 0x21:
+        out["src"] = socket.inet_ntop(socket.AF_INET6, bytes(body[0:16]))
+        out["dst"] = socket.inet_ntop(socket.AF_INET6, bytes(body[16:32]))
+        out["src_port"], out["dst_port"] = int.from_bytes(body[32:34], "big"), int.from_bytes(body[34:36], "big")
+        off = 36
+    elif fam == 0x31:
+        out["src"] = body[0:108].rstrip(b"\x00").decode("latin-1")
+        out["dst"] = body[108:216].rstrip(b"\x00").decode("latin-1")
+        off = 216
+    else:
+        off = 0
+    names = {0x01: "alpn", 0x02: "authority", 0x03: "crc32c", 0x20: "ssl", 0xE5: "spiffe_id"}
+    sub = {0x21: "ssl_version", 0x22: "ssl_cn", 0x23: "ssl_cipher", 0x24: "ssl_sig_alg", 0x25: "ssl_key_alg"}
+    tlvs = []
+    while off + 3 <= len(body):
+        t, ln = body[off], int.from_bytes(body[off + 1:off + 3], "big")
+        v = body[off + 3:off + 3 + ln]
+        tlvs.append("%02x:%d" % (t, ln))
+        if t == 0x20:
+            out["ssl_client"], out["ssl_verify"] = v[0], int.from_bytes(v[1:5], "big")
+            so = 5
+            while so + 3 <= len(v):
+                st_, sl = v[so], int.from_bytes(v[so + 1:so + 3], "big")
+                out[sub.get(st_, "ssl_sub_%02x" % st_)] = v[so + 3:so + 3 + sl].decode("latin-1")
+                so += 3 + sl
+        elif t == 0x03:
+            zeroed = hdr[:16 + off + 3] + b"\x00" * 4 + hdr[16 + off + 7:]
+            out["crc32c_ok"] = int.from_bytes(v, "big") == crc32c(zeroed)
+        else:
+            out[names.get(t, "tlv_%02x" % t)] = v.decode("latin-1")
+        off += 3 + ln
+    out["tlvs"] = tlvs
+    out["trailing"] = len(body) - off
+    return out
 
 
 def handle(c, conn_id, args):
@@ -137,6 +195,37 @@ def handle(c, conn_id, args):
             reply = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
             c.sendall(reply)
             st["sent_bytes"] = len(reply)
+        elif mode == "proxy-v2":
+            buf = bytearray()
+            info = {"header": None}
+
+            def need(n):
+                while len(buf) < n and not stop.is_set() and time.monotonic() < deadline:
+                    try:
+                        d = c.recv(65536)
+                    except socket.timeout:
+                        continue
+                    if not d:
+                        return False
+                    st["recv_bytes"] += len(d)
+                    h.update(d)
+                    buf.extend(d)
+                return len(buf) >= n
+
+            sig = b"\r\n\r\n\x00\r\nQUIT\n"
+            got = need(16)
+            if got and bytes(buf[:12]) == sig:
+                ln = int.from_bytes(buf[14:16], "big")
+                if need(16 + ln):
+                    info = parse_proxy_v2(bytes(buf[:16 + ln]))
+                    del buf[:16 + ln]
+            with open(os.path.join(args.mode[1], "conn-%d.json" % conn_id), "w") as f:
+                json.dump(info, f)
+            if buf:
+                c.sendall(bytes(buf))
+                st["sent_bytes"] += len(buf)
+            read_to_eof(lambda d: (c.sendall(d), st.__setitem__("sent_bytes", st["sent_bytes"] + len(d))))
+            c.shutdown(socket.SHUT_WR)
         elif mode == "h2-ok":
             buf = bytearray()
             preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
