@@ -920,9 +920,14 @@ void Connection::http_finish_side(Endpoint& from) {
     do_shutdown(down_);
     fail(make_error(Code::Completed, Side::Internal, ""));
   } else if (ev.kind == filters::http1::EventKind::Error) {
+    // The upstream closed inside its response (an EOF where the framing says more follows).
+    // Before the head: like a reset, the client gets 502. After it: a truncated response, the
+    // client connection is closed without completing the body (no terminating chunk, no faked
+    // length).
     const filters::http1::ParseError& e = http_->resp->error();
     if (!http_->response_head_sent) {
-      http_refuse(502, e.token(), Code::Http1BadResponse, Side::Upstream, e.detail);
+      http_refuse(502, "upstream_reset", Code::UpstreamReset, Side::Upstream,
+                  std::string("the upstream closed before its response was complete: ") + std::string(e.token()));
     } else {
       write_request_log(http_->resp_status, e.token());
       http_->refusing = true;
@@ -930,7 +935,7 @@ void Connection::http_finish_side(Endpoint& from) {
     }
   } else {
     // The upstream closed before its response began.
-    http_refuse(502, "upstream_closed", Code::UpstreamReset, Side::Upstream,
+    http_refuse(502, "upstream_reset", Code::UpstreamReset, Side::Upstream,
                 "the upstream closed the connection before answering");
   }
 }
