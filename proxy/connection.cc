@@ -157,6 +157,8 @@ struct Connection::Http {
     std::string detail;
   };
   std::optional<Refusal> deferred;
+  bool down_eof_pending = false;    // the client finished sending while its request was parked
+  bool client_http10 = false;       // the request being answered came as HTTP/1.0
   // Per-connection caches for the per-request path.
   bool log_requests = false;              // the access log is on
   std::string cluster_key;                // pool key prefix of the listener's cluster
@@ -319,7 +321,7 @@ void Connection::on_data(Endpoint& ep, const char* data, size_t len) {
   touch();
   if (ep.tls) {
     // The session reads the records straight from the worker's read buffer; what it leaves
-    // unread (a partial record, or the rest after backpressure) is copied when `lend` ends.
+    // unread (the rest after a backpressure stop) is copied when `lend` ends.
     TlsTransport::Lend lend(*ep.tls, data, len);
     if (!ep.tls->handshake_done()) {
       drive_handshake(ep);
@@ -612,6 +614,7 @@ bool Connection::http_dispatch(filters::http1::RequestHead& head, std::string_vi
     http_->exchanges.push_back({});  // counts and ordering only: no access log to write
   }
   http_->pending_method = head.method;
+  http_->client_http10 = head.version_minor == 0;
   http_->pending_head.clear();
   head.serialize_to(http_->pending_head);
   http_->req_in_progress = true;
@@ -662,6 +665,10 @@ void Connection::http_send_pending(bool replay) {
   const std::string again = std::move(http_->held);
   http_->held.clear();
   http_from_down(again.data(), again.size());
+  if (http_->down_eof_pending && !http_->waiting && !closing_) {
+    http_->down_eof_pending = false;
+    http_finish_side(down_);
+  }
 }
 
 void Connection::http_from_down(const char* data, size_t len) {
@@ -784,6 +791,8 @@ void Connection::http_from_up(const char* data, size_t len) {
                                     head.framing == filters::http1::Framing::CloseDelimited;
           if (close_client) {
             head.headers.set("Connection", "close");
+          } else if (http_->client_http10) {
+            head.headers.set("Connection", "keep-alive");  // an HTTP/1.0 client asked to persist
           } else if (!head.keep_alive) {
             head.headers.remove("Connection");  // the upstream closes; the client may stay
           }
@@ -882,6 +891,12 @@ void Connection::http_settle() {
 }
 
 void Connection::http_finish_side(Endpoint& from) {
+  if (from.is_down && http_->waiting) {
+    // The rest of the request (and this EOF) sits in `held` until an upstream is ready: the
+    // parser concludes after the replay (http_send_pending).
+    http_->down_eof_pending = true;
+    return;
+  }
   if (from.is_down) {
     filters::http1::Event ev = http_->req.finish();
     if (ev.kind == filters::http1::EventKind::Error) {
