@@ -69,7 +69,7 @@ Tool control_client(uint16_t port, std::vector<std::string> extra = {}, std::vec
 
 }  // namespace
 
-TEST_CASE("egress: curl and Python urllib with HTTP_PROXY reach a TLS destination; TLS 1.3 AES-GCM, our SNI",
+TEST_CASE("egress: curl and Python urllib with HTTP_PROXY reach a TLS destination, TLS 1.3 AES-GCM, our SNI",
           "[fast][egress]") {
   KaServer up("127.0.0.1:0", pp("server.pem"), pp("server.key"));
   REQUIRE(up.ok());
@@ -129,7 +129,7 @@ TEST_CASE("egress: an openssl s_server limited to P-256 answers through the prox
   CHECK(r.find("TLS_AES_128_GCM_SHA256") != std::string::npos);
 }
 
-TEST_CASE("egress: unlisted hosts and ports get 403, no connection is opened; CONNECT is refused",
+TEST_CASE("egress: unlisted hosts and ports get 403, no connection is opened, CONNECT is refused",
           "[fast][egress]") {
   KaServer up("127.0.0.1:0", pp("server.pem"), pp("server.key"));
   REQUIRE(up.ok());

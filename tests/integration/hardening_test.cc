@@ -105,7 +105,7 @@ bool wait_ready(Process& p) {
 
 }  // namespace
 
-TEST_CASE("hardening: as root without [process] user or allow_root the proxy refuses to start; allow_root starts it",
+TEST_CASE("hardening: as root without [process] user or allow_root the proxy refuses to start, allow_root starts it",
           "[fast][hardening]") {
   if (::geteuid() != 0) {
     WARN("not running as root: the root rule cannot be exercised");
@@ -291,7 +291,7 @@ TEST_CASE("hardening: seccomp kill: a forbidden syscall on the control or a work
   }
 }
 
-TEST_CASE("hardening: seccomp off and log let the same syscall through; NoNewPrivs/Seccomp show the mode",
+TEST_CASE("hardening: seccomp off and log let the same syscall through, NoNewPrivs/Seccomp show the mode",
           "[fast][hardening][seccomp]") {
   TempDir d("fphr7");
   AppServer app("tcp:127.0.0.1:0", {"echo"});
@@ -332,7 +332,7 @@ TEST_CASE("hardening: seccomp off and log let the same syscall through; NoNewPri
   CHECK(ping(port).ok());
 }
 
-TEST_CASE("hardening: a private key readable by others is refused as `path: reason`; key_permissions = warn loads it",
+TEST_CASE("hardening: a private key readable by others is refused as `path: reason`, key_permissions = warn loads it",
           "[fast][hardening][keys]") {
   TempDir d("fphr8");
   AppServer app("tcp:127.0.0.1:0", {"echo"});

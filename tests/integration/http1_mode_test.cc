@@ -186,7 +186,7 @@ TEST_CASE("http1 limits: max_header_bytes from [listener.http] gives 431 one byt
   CHECK(all_recorded(h.rec.path()).size() == before);
 }
 
-TEST_CASE("http1 hop-by-hop: Connection-listed and hop-by-hop fields never reach the app; ours survive",
+TEST_CASE("http1 hop-by-hop: Connection-listed and hop-by-hop fields never reach the app, ours survive",
           "[fast][http1][hop]") {
   ModeEnv h;
   REQUIRE(h.start(""));
@@ -235,7 +235,7 @@ TEST_CASE("http1 hop-by-hop: a client's Connection: close still ends the exchang
   CHECK(got.find("/second") == std::string::npos);
 }
 
-TEST_CASE("http1 Expect: 100-continue flows end to end; other expectations get 417; too big is 413 unread",
+TEST_CASE("http1 Expect: 100-continue flows end to end, other expectations get 417, too big is 413 unread",
           "[fast][http1][expect]") {
   ModeEnv h;
   REQUIRE(h.start("max_body_bytes = \"1KiB\"\n"));

@@ -46,7 +46,7 @@ struct Http1Env {
 
 }  // namespace
 
-TEST_CASE("http1: XFCC and X-Forwarded-* are sanitised and set; spoofed values never pass",
+TEST_CASE("http1: XFCC and X-Forwarded-* are sanitised and set, spoofed values never pass",
           "[fast][http1]") {
   Http1Env h;
   REQUIRE(h.start({"http", h.rec.path()}));

@@ -126,7 +126,7 @@ TEST_CASE("lb: least_request prefers the endpoint that is not stalled", "[fast][
   CHECK(stalled.accepts() == stalled_before);
 }
 
-TEST_CASE("lb: health checks take a dead backend out and bring it back; no request fails",
+TEST_CASE("lb: health checks take a dead backend out and bring it back, no request fails",
           "[fast][lb][health]") {
   AppServer a("tcp:127.0.0.1:0", {"echo"});
   auto b = std::make_unique<AppServer>("tcp:127.0.0.1:0", std::vector<std::string>{"echo"});
@@ -189,7 +189,7 @@ TEST_CASE("lb: a TLS backend that only offers ChaCha20 is marked unhealthy with 
   CHECK(clusters.find("\"last_check_failure\":\"tls: ") != std::string::npos);
 }
 
-TEST_CASE("lb: connect-refused is retried on another endpoint; outlier ejection and its cap",
+TEST_CASE("lb: connect-refused is retried on another endpoint, outlier ejection and its cap",
           "[fast][lb]") {
   AppServer a("tcp:127.0.0.1:0", {"echo"}), b("tcp:127.0.0.1:0", {"echo"});
   REQUIRE((a.ok() && b.ok()));

@@ -165,7 +165,7 @@ TEST_CASE("T10 TLS 1.2 RSA key transport is refused", "[policy][fast][terminatio
   refused(t, t.rsa, {"-tls1_2", "-cipher", "AES128-GCM-SHA256"}, 40, "tls_policy_violation", {}, ctl.get());
 }
 
-TEST_CASE("T11 TLS 1.2 without Extended Master Secret is refused; T12 TLS 1.3 unaffected", "[policy][fast][termination]") {
+TEST_CASE("T11 TLS 1.2 without Extended Master Secret is refused, T12 TLS 1.3 unaffected", "[policy][fast][termination]") {
   Term t;
   TempDir d("fpems");
   const std::vector<std::string> env = {"OPENSSL_CONF=" + noems_conf(d)};
@@ -281,7 +281,7 @@ TEST_CASE("T19 compression: none negotiated", "[policy][fast][termination]") {
   CHECK(r.out.find("Compression: NONE") != std::string::npos);
 }
 
-TEST_CASE("T21 client certificates outside the policy are refused; P-256 from the CA is accepted",
+TEST_CASE("T21 client certificates outside the policy are refused, P-256 from the CA is accepted",
           "[policy][fast][termination]") {
   Term t;
   // Control server asks for a client cert and accepts any (-verify, not -Verify).
@@ -347,7 +347,7 @@ bool gnutls_ok(const Tool& t) { return t.out.find("Handshake was completed") != 
 
 }  // namespace
 
-TEST_CASE("GnuTLS client: ChaCha20, X25519, TLS 1.1 and no-EMS refused; AES-GCM accepted", "[policy][fast][gnutls]") {
+TEST_CASE("GnuTLS client: ChaCha20, X25519, TLS 1.1 and no-EMS refused, AES-GCM accepted", "[policy][fast][gnutls]") {
   if (!tool_installed("gnutls-cli")) {
     WARN("gnutls-cli not installed (Debian gnutls-bin): skipped");
     return;
@@ -415,7 +415,7 @@ Tool py(uint16_t port, const std::string& setup) {
 
 }  // namespace
 
-TEST_CASE("Python ssl client: ChaCha20, TLS 1.1, CBC refused; TLS 1.2/1.3 AES-GCM accepted", "[policy][fast][python]") {
+TEST_CASE("Python ssl client: ChaCha20, TLS 1.1, CBC refused, TLS 1.2/1.3 AES-GCM accepted", "[policy][fast][python]") {
   Term t;
   auto ctl = control();
   struct Case {

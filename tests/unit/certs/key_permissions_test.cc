@@ -15,7 +15,7 @@
 using namespace fp::certs;
 using fp::config::KeyPermissions;
 
-TEST_CASE("key_mode_violation: others never; group only read, only on a root-owned key", "[fast][keys]") {
+TEST_CASE("key_mode_violation: others never, group only read, only on a root-owned key", "[fast][keys]") {
   for (unsigned mode : {0600u, 0400u, 0700u}) {
     CHECK(key_mode_violation(mode, 1000).empty());
     CHECK(key_mode_violation(mode, 0).empty());

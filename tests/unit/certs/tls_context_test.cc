@@ -438,7 +438,7 @@ TEST_CASE("own certificates: v3, SAN, EKU for the role, not expired (C1)", "[fas
   }
 }
 
-TEST_CASE("peer leaf profile: EKU, v1, SAN -> peer_cert_policy; plain BoringSSL accepts v1/no-SAN", "[fast][verify][profile]") {
+TEST_CASE("peer leaf profile: EKU, v1, SAN -> peer_cert_policy, plain BoringSSL accepts v1/no-SAN", "[fast][verify][profile]") {
   // Client certificates presented to our mTLS server (no allow-list: only the profile matters).
   auto server_cfg = server_config("server", true);
   for (const std::string leaf : {"eku-server", "v1", "nosan"}) {

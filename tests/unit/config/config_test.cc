@@ -517,7 +517,7 @@ TEST_CASE("UDS path over 107 bytes", "[config]") {
         "107 (sun_path)");
 }
 
-TEST_CASE("cert files must exist; relative paths resolve against the config dir", "[config]") {
+TEST_CASE("cert files must exist, relative paths resolve against the config dir", "[config]") {
   TempDir d;
   LoadResult r = load(d, R"([[listener]]
 name = "in"
