@@ -428,7 +428,10 @@ void Connection::send_down(const std::string& bytes) {
 void Connection::http_refuse(int status, std::string_view token, Code code, Side side,
                              std::string detail) {
   if (closing_) return;
-  if (side == Side::Downstream && !http_->refusing && !http_->deferred &&
+  // A later pipelined request refused (its head failed, or a filter said no) while earlier
+  // ones still wait for responses: answer those first. Not for the request in progress itself
+  // (a stalled body, a timeout): that answer is due now.
+  if (side == Side::Downstream && !http_->refusing && !http_->deferred && !http_->req_in_progress &&
       http_->responses < http_->requests) {
     http_->deferred = Http::Refusal{status, std::string(token), code, std::move(detail)};
     stop_reading(down_);  // nothing after the refused request is read or forwarded
