@@ -1,10 +1,21 @@
 #pragma once
-// TlsTransport: one BoringSSL session run over memory buffers, never over the fd (Node's
+// TlsTransport: one BoringSSL session run over our own BIO, never over the fd (Node's
 // crypto_tls, Envoy's transport sockets). The connection feeds it ciphertext from the socket,
 // pulls plaintext out, pushes plaintext in and takes ciphertext to write. It never touches
 // libuv. Callbacks inside the library only record decisions (certs/); this class reports them
 // after each call returns.
+//
+// Low-copy record path (issue #10, DESIGN.md §4): the BIO reads ciphertext straight from the
+// caller's read buffer while a Lend is in scope (BoringSSL asks for a record header, then exactly
+// the rest of the record, so a partial record moves once into its own record buffer). Only what
+// the session is not asked to read before the Lend ends (everything after a backpressure stop,
+// or records that arrive while nobody reads) is copied into a per-session buffer, which is freed
+// as soon as it empties. Ciphertext records are appended to an output chunk sized for the
+// whole write and the chunk itself is handed to the caller (take_output) without a copy. An idle
+// session holds no buffers of ours (BoringSSL frees its own record buffers when empty).
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -31,8 +42,36 @@ class TlsTransport {
   TlsTransport(const TlsTransport&) = delete;
   TlsTransport& operator=(const TlsTransport&) = delete;
 
-  // Ciphertext received from the socket.
+  // Ciphertext received from the socket, copied into the session's input buffer.
   void feed(const char* data, size_t len);
+
+  // Lends `data` (ciphertext just read from the socket) to the session for the lifetime of this
+  // object: handshake()/read() consume it in place. On destruction, what is left unread is
+  // copied into the session's input buffer (it must outlive the caller's buffer). Safe if the
+  // session is destroyed first. A second Lend (or feed()) on the same session settles the first.
+  class Lend {
+   public:
+    Lend(TlsTransport& t, const char* data, size_t len);
+    ~Lend();
+    Lend(const Lend&) = delete;
+    Lend& operator=(const Lend&) = delete;
+
+   private:
+    friend class TlsTransport;
+    TlsTransport* t_;
+  };
+
+  // Buffer accounting for tests and bench (deterministic; no timing).
+  struct BufferStats {
+    size_t input_buffered = 0;  // owned ciphertext not yet read by the session
+    size_t input_capacity = 0;  // bytes allocated for it (0 when empty)
+    size_t output_capacity = 0; // bytes allocated for pending ciphertext (0 when taken)
+    uint64_t input_copied = 0;  // ciphertext bytes copied into the input buffer, ever
+    uint64_t output_copied = 0; // ciphertext bytes copied by take_output (chunk joins), ever
+  };
+  BufferStats buffer_stats() const;
+
+  struct Impl;  // opaque; public only for the BIO callbacks in tls_transport.cc
   // Advances the handshake. Failed: see failure().
   Step handshake();
   bool handshake_done() const { return handshake_done_; }
@@ -55,7 +94,7 @@ class TlsTransport {
 
  private:
   TlsTransport() = default;
-  struct Impl;
+  void settle_lend();
   std::unique_ptr<Impl> impl_;
   bool handshake_done_ = false;
   mutable Error failure_;
