@@ -144,7 +144,7 @@ TEST_CASE("tls transport: handshake and data lent in 1-byte pieces", "[fast][tls
   check_idle(*p.client);
 }
 
-TEST_CASE("tls transport: whole records lent are read in place; output moves without a copy",
+TEST_CASE("tls transport: whole records lent are read in place, output moves without a copy",
           "[fast][tls_transport]") {
   Pair p;
   p.handshake();
@@ -271,7 +271,7 @@ TEST_CASE("tls transport: output keeps its order across writes, joins and close_
   CHECK(eof);
 }
 
-TEST_CASE("tls transport: an idle session holds no buffers; a session may die inside a lend",
+TEST_CASE("tls transport: an idle session holds no buffers, a session may die inside a lend",
           "[fast][tls_transport]") {
   Pair p;
   p.handshake(7);
