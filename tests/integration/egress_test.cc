@@ -51,7 +51,12 @@ struct EgressEnv {
   // curl with the proxy, as an app with HTTP_PROXY would.
   std::string get(const std::string& url) const { return curl({"-x", proxy_url(), url}); }
   std::string metrics() const { return admin_get(admin, "/metrics"); }
-  std::string audit() const { return read_file(dir.file("audit.log")); }
+  // The audit chain is written by its own thread: wait (bounded) until `needle` is in it.
+  std::string audit(const std::string& needle = "") const {
+    std::string a;
+    wait_until([&] { return (a = read_file(dir.file("audit.log"))).find(needle) != std::string::npos; }, 5s);
+    return a;
+  }
   std::string log() const { return proxy ? proxy->stderr_text() : ""; }
 };
 
@@ -112,7 +117,7 @@ TEST_CASE("egress: curl and Python urllib with HTTP_PROXY reach a TLS destinatio
   CHECK(reqs[0].str("up_tls_version") == "TLSv1.3");
   CHECK(reqs[1].boolean("upstream_reused"));
   // The upstream handshake is in the audit chain: approved, with our SNI.
-  const std::string audit = eg.audit();
+  const std::string audit = eg.audit("\"verdict\":\"approved\"");
   CHECK(audit.find("\"cluster\":\"egress:localhost\"") != std::string::npos);
   CHECK(audit.find("\"verdict\":\"approved\"") != std::string::npos);
 }
@@ -165,7 +170,7 @@ TEST_CASE("egress: unlisted hosts and ports get 403, no connection is opened, CO
   const std::string m = eg.metrics();
   CHECK(metric_value(m, "fipsproxy_egress_denied_total{listener=\"egress\",reason=\"destination_denied\"}") >= 3);
   CHECK(metric_value(m, "fipsproxy_egress_denied_total{listener=\"egress\",reason=\"port_denied\"}") == 1);
-  CHECK(eg.audit().find("\"reason\":\"egress_destination_denied\"") != std::string::npos);
+  CHECK(eg.audit("egress_destination_denied").find("\"reason\":\"egress_destination_denied\"") != std::string::npos);
 }
 
 TEST_CASE("egress: destinations that only speak non-approved TLS get 502 with the reason, audited",
@@ -209,7 +214,7 @@ TEST_CASE("egress: destinations that only speak non-approved TLS get 502 with th
       for (const std::string& t : b.reasons) named = named || r.find("\n" + t) != std::string::npos;
       CHECK(named);
       CHECK(up.output().find("/secret") == std::string::npos);
-      const std::string audit = eg.audit();
+      const std::string audit = eg.audit("\"verdict\":\"rejected\"");
       CHECK(audit.find("\"cluster\":\"egress:localhost\"") != std::string::npos);
       CHECK(audit.find("\"verdict\":\"rejected\"") != std::string::npos);
     }
