@@ -137,6 +137,8 @@ struct Connection::Http {
   int egress_index = -1;
   std::string egress_host;
   uint16_t egress_port = 0;
+  std::vector<struct sockaddr_storage> egress_addrs;  // tried in order until one connects
+  size_t egress_next = 0;
   // per-request access log (requests are answered in order)
   struct Exchange {
     std::string method, path, authority, upstream;
@@ -1372,15 +1374,18 @@ void Connection::connect_egress() {
   struct sockaddr_storage ss;
   std::memset(&ss, 0, sizeof ss);
   const std::string& host = http_->egress_host;
+  http_->egress_addrs.clear();
+  http_->egress_next = 0;
   if (uv_ip4_addr(host.c_str(), http_->egress_port, reinterpret_cast<sockaddr_in*>(&ss)) == 0 ||
       uv_ip6_addr(host.c_str(), http_->egress_port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) {
-    connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
+    http_->egress_addrs.push_back(ss);
+    connect_egress_next();
     return;
   }
   if (const Worker::DnsEntry* e = worker_.dns_lookup(upstream_addr_)) {
     worker_.stats().add(series("fipsproxy_egress_dns_lookups_total", {{"result", "cache_hit"}}));
-    ss = e->addrs.front();
-    connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
+    http_->egress_addrs = e->addrs;
+    connect_egress_next();
     return;
   }
   worker_.stats().add(series("fipsproxy_egress_dns_lookups_total", {{"result", "resolved"}}));
@@ -1430,11 +1435,23 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, struct addrinfo*
       std::memcpy(&one, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof one));
       all.push_back(one);
     }
+    self->http_->egress_addrs = all;
+    self->http_->egress_next = 0;
     self->worker_.dns_store(self->upstream_addr_, std::move(all),
                             static_cast<uint64_t>(self->rt_->egress->cfg->dns_ttl.count()));
+    uv_freeaddrinfo(res);
+    self->connect_egress_next();
+    return;
   }
   uv_freeaddrinfo(res);
   self->connect_tcp(reinterpret_cast<const sockaddr*>(&ss));
+}
+
+void Connection::connect_egress_next() {
+  // Each resolved address in turn (a name that resolves to ::1 and 127.0.0.1 with only one of
+  // them listening still connects); the connect_timeout covers them all.
+  const struct sockaddr_storage a = http_->egress_addrs[http_->egress_next++];
+  connect_tcp(reinterpret_cast<const sockaddr*>(&a));
 }
 
 void Connection::connect_tcp(const struct sockaddr* addr) {
@@ -1454,6 +1471,18 @@ void Connection::connect_tcp(const struct sockaddr* addr) {
 
 void Connection::connect_failed(Error error) {
   if (listener_.cluster == nullptr) {  // egress: one destination, no LB
+    if (http_ && !closing_ && error.code != Code::ConnectTimeout &&
+        http_->egress_next < http_->egress_addrs.size()) {
+      // Another address of the same name: close this handle, then connect again.
+      if (up_->inited) {
+        up_->inited = false;
+        retry_close_pending_ = true;
+        uv_close(&up_->h.handle, on_retry_closed);
+      } else {
+        connect_egress_next();
+      }
+      return;
+    }
     if (http_ && !closing_) {
       const bool timeout = error.code == Code::ConnectTimeout;
       http_refuse(timeout ? 504 : 502, timeout ? "upstream_connect_timeout" : "upstream_connect_failed",
@@ -1502,6 +1531,10 @@ void Connection::on_retry_closed(uv_handle_t* h) noexcept {
     return;
   }
   if (self->closing_) return;
+  if (self->http_ && self->http_->egress_index >= 0) {
+    self->connect_egress_next();
+    return;
+  }
   self->connect_upstream();
 }
 

@@ -92,6 +92,7 @@ class Connection {
   void release_upstream(bool reuse);
   void bind_pooled(std::unique_ptr<Endpoint> ep);
   void connect_egress();
+  void connect_egress_next();  // the next resolved address of the destination
   std::string upstream_label() const;  // cluster name, or "egress:<host>"
   void write_request_log(int status, std::string_view reason);
   void send_down(const std::string& bytes);

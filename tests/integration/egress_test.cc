@@ -250,10 +250,12 @@ TEST_CASE("egress: the DNS cache honours dns_ttl (names from a private /etc/host
   REQUIRE(b.ok());
   EgressEnv eg;
   const std::string hosts = eg.dir.file("hosts");
-  write_file(hosts, "127.0.0.1 localhost\n127.0.0.1 moving.test\n");
+  // dual.test: ::1 first, where nothing listens; the proxy must go on to 127.0.0.1.
+  write_file(hosts, "127.0.0.1 localhost\n127.0.0.1 moving.test\n::1 dual.test\n127.0.0.1 dual.test\n");
   // The proxy runs in a private mount namespace where that file is /etc/hosts.
   write_file(eg.dir.file("proxy.toml"),
-             eg.config({{"moving.test", {p}, "sni = \"localhost\"\n"}}, "dns_ttl = \"1s\"\nmax_idle_per_destination = 0\n") +
+             eg.config({{"moving.test", {p}, "sni = \"localhost\"\n"}, {"dual.test", {p}, "sni = \"localhost\"\n"}},
+                       "dns_ttl = \"1s\"\nmax_idle_per_destination = 0\n") +
                  "\n[process]\nallow_root = true\nseccomp = \"off\"\n");
   std::string probe_err;
   if (run_command({"unshare", "-m", "true"}, 5s, nullptr, &probe_err).code != 0) {
@@ -268,9 +270,13 @@ TEST_CASE("egress: the DNS cache honours dns_ttl (names from a private /etc/host
   REQUIRE(wait_until([&] { return px.read_stderr().find("msg=ready") != std::string::npos || !px.running(); }, 15s));
   INFO(px.read_stderr());
   REQUIRE(px.running());
-  std::string r = eg.get(url(p, "/1", "moving.test"));
-  CHECK(r.find("conn=1 req=1 path=/1") != std::string::npos);
+  std::string r = eg.get(url(p, "/dual", "dual.test"));  // every address is tried in turn
+  INFO(r);
+  CHECK(r.find("path=/dual") != std::string::npos);
   CHECK(a.accepts() == 1);
+  r = eg.get(url(p, "/1", "moving.test"));
+  CHECK(r.find("conn=2 req=1 path=/1") != std::string::npos);
+  CHECK(a.accepts() == 2);
   // Same inode (a bind mount follows the file): rewrite in place.
   {
     std::ofstream f(hosts, std::ios::trunc);
@@ -278,7 +284,7 @@ TEST_CASE("egress: the DNS cache honours dns_ttl (names from a private /etc/host
   }
   r = eg.get(url(p, "/2", "moving.test"));  // within the TTL: still the cached address
   CHECK(r.find("path=/2") != std::string::npos);
-  CHECK(a.accepts() == 2);
+  CHECK(a.accepts() == 3);
   CHECK(b.accepts() == 0);
   std::this_thread::sleep_for(1300ms);
   r = eg.get(url(p, "/3", "moving.test"));  // TTL passed: resolved again
@@ -287,5 +293,5 @@ TEST_CASE("egress: the DNS cache honours dns_ttl (names from a private /etc/host
   CHECK(b.accepts() == 1);
   const std::string m = eg.metrics();
   CHECK(metric_value(m, "fipsproxy_egress_dns_lookups_total{result=\"cache_hit\"}") == 1);
-  CHECK(metric_value(m, "fipsproxy_egress_dns_lookups_total{result=\"resolved\"}") == 2);
+  CHECK(metric_value(m, "fipsproxy_egress_dns_lookups_total{result=\"resolved\"}") == 3);
 }
