@@ -87,6 +87,9 @@ def main():
         obj = inb = outb = None
         if a.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # Report a close without close_notify as "unclean" on every Python: Debian's build
+            # sets OP_IGNORE_UNEXPECTED_EOF by default (a truncation would read as a clean EOF).
+            ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
             if a.ca:
                 ctx.load_verify_locations(a.ca)
             else:
