@@ -236,6 +236,14 @@ def main():
                                     eof = True
                                     res["eof"] = "unclean"
                                     break
+                                except ssl.SSLError as e:
+                                    # Python 3.11.2 (Debian) reports OpenSSL 3's unexpected EOF
+                                    # as a plain SSLError; later releases as SSLEOFError.
+                                    if "UNEXPECTED_EOF" not in str(e):
+                                        raise
+                                    eof = True
+                                    res["eof"] = "unclean"
+                                    break
                             pump_out()
                             if not hs_done and eof:
                                 raise ConnectionError("closed during handshake")
