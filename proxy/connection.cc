@@ -45,6 +45,16 @@ std::string sockaddr_text(const struct sockaddr_storage& ss) {
   return "unix";
 }
 
+// Access-log time: UTC, second resolution.
+std::string utc_timestamp() {
+  char ts[40];
+  const time_t now = time(nullptr);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return ts;
+}
+
 bool is_ip_literal(const std::string& host) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
@@ -1043,13 +1053,7 @@ void Connection::write_request_log(int status, std::string_view reason) {
   worker_.stats().add(key);
   AccessLog* log = rt_->access_log.get();
   if (log == nullptr || !log->enabled()) return;
-  char ts[40];
-  {
-    time_t now = time(nullptr);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  }
+  const std::string ts = utc_timestamp();
   std::string line = "{\"kind\":\"request\",\"ts\":\"";
   line += ts;
   line += "\",\"listener\":";
@@ -1859,13 +1863,7 @@ void Connection::write_access_log() {
   }
   AccessLog* log = rt_->access_log.get();
   if (log == nullptr || !log->enabled()) return;
-  char ts[40];
-  {
-    time_t now = time(nullptr);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  }
+  const std::string ts = utc_timestamp();
   base::JsonObject j;
   j.str("ts", ts)
       .str("listener", listener_.cfg->name)
