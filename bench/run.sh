@@ -31,8 +31,10 @@ COLD_RUNS=${COLD_RUNS:-10}
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need haproxy haproxy; need nginx nginx; need wrk wrk; need openssl openssl; need python3 python3
-need go golang-go; need taskset util-linux; need ss iproute2; need timeout coreutils
-[[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || missing+=(libnginx-mod-stream)
+need taskset util-linux; need ss iproute2; need timeout coreutils
+[[ -x $HSLOAD ]] || need go golang-go   # a prebuilt hsload (bench/pack.sh bundle) needs no Go
+mod=$(awk '$1=="load_module" {gsub(";","",$2); print $2}' "$CONF_DIR/nginx-stream.conf")
+[[ -f $mod ]] || missing+=(libnginx-mod-stream)
 if (( ${#missing[@]} )); then
   echo "missing Debian packages: ${missing[*]}" >&2
   echo "install with: apt-get install -y --no-install-recommends ${missing[*]}" >&2; exit 2
@@ -56,13 +58,13 @@ echo "# bench/run.sh $(date -u +%FT%TZ) rounds=$ROUNDS quick=$QUICK targets=$TAR
 echo "# machine: $NCPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
 echo "# pinning: proxy under test on core $PROXY_CPU alone; backend nginx + TLS origin + load generators share core $CLIENT_CPU."
 (( NCPU == 2 )) && echo "# NOTE: this machine has only 2 cores: the client core is shared by load, backend and origin; other jobs on the machine add noise. Compare ratios within this run only."
-echo "# versions: $("$FIPSPROXY" version 2>&1 | head -3 | paste -sd';') | $(haproxy -v | head -1) | $(nginx -v 2>&1) | $(openssl version) | $(wrk -v 2>&1 | head -1) | $(go version)"
+echo "# versions: $("$FIPSPROXY" version 2>&1 | head -3 | paste -sd';') | $(haproxy -v | head -1) | $(nginx -v 2>&1) | $(openssl version) | $(wrk -v 2>&1 | head -1) | $(go version 2>/dev/null || echo "hsload prebuilt")"
 echo "# loadavg at start: $(cat /proc/loadavg)"
 
 # ---- PKI (ECDSA P-256), bodies, load tool, backend ----
 [[ -s $PKI_DIR/client-openssl.cnf ]] || "$HERE/gen-pki.sh" >/dev/null || exit 1
 make_www
-if [[ ! -x $HSLOAD || $HERE/lib/hsload.go -nt $HSLOAD ]]; then
+if [[ ! -x $HSLOAD ]] || { [[ $HERE/lib/hsload.go -nt $HSLOAD ]] && command -v go >/dev/null; }; then
   GOCACHE=$FB_ROOT/gocache GOPATH=$FB_ROOT/gopath GOFLAGS=-mod=mod go build -o "$HSLOAD" "$HERE/lib/hsload.go" || exit 1
 fi
 "$FIPSPROXY" check -c "$CONF_DIR/fipsproxy.toml" >/dev/null || exit 1

@@ -7,12 +7,12 @@ LOG_DIR=$FB_ROOT/log
 WWW_DIR=$FB_ROOT/www
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
-CONF_DIR=$BENCH_DIR/conf
+CONF_DIR=${CONF_DIR:-$BENCH_DIR/conf}   # bench/scale.sh points this at generated per-N configs
 FIPSPROXY=${FIPSPROXY:-$REPO_DIR/build/fipsproxy}
 PROXY_CPU=${PROXY_CPU:-0}      # the proxy under test
 CLIENT_CPU=${CLIENT_CPU:-1}    # load generators and the plaintext backend / TLS origin
 BACKEND_CPU=${BACKEND_CPU:-$CLIENT_CPU}
-HSLOAD=$FB_ROOT/bin/hsload
+HSLOAD=${HSLOAD:-$FB_ROOT/bin/hsload}   # a prebuilt one in the bench/pack.sh bundle
 
 # name       tls    mtls   orig   (orig = plaintext in -> mTLS out to the nginx TLS origin :28600)
 TARGETS_TABLE='

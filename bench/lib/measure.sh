@@ -5,6 +5,7 @@
 # Env: ROUND(1) DURATION(10) CONNS(50) LAT_CONNS(10) DELAY_MS(10) BULK_CONNS(8) IDLE_CONNS(2000)
 #   IDLE_HOLD(5) HS_CONC(32) HS_TIME(10) HS_MAX(200000) TESTS(idle,hs13,hs12,hsmtls,cps,keepalive,latency,bulk,orig)
 #   OUT (TSV to append: label metric value unit round)
+#   WRK_THREADS(1) HS_GOMAXPROCS(1): load-generator threads (bench/scale.sh raises them with the client cores)
 # Prints: BENCH label=L metric=M value=V unit=U round=R. Every load step is bounded (duration + timeout).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,7 +64,7 @@ hs_test() {  # hs_test METRIC PORT hsload-args...
   local metric=$1 port=$2; shift 2
   local t0 t1 c0 c1 wall cpu res rate errs p99
   c0=$(ticks); t0=$(now)
-  res=$(GOMAXPROCS=1 taskset -c "$CLIENT_CPU" timeout $((HS_TIME + 30)) "$HSLOAD" -addr 127.0.0.1:$port \
+  res=$(GOMAXPROCS=${HS_GOMAXPROCS:-1} taskset -c "$CLIENT_CPU" timeout $((HS_TIME + 30)) "$HSLOAD" -addr 127.0.0.1:$port \
         -c "$HS_CONC" -d "${HS_TIME}s" -n "$HS_MAX" "$@")
   t1=$(now); c1=$(ticks)
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
@@ -108,7 +109,7 @@ wrk_test() {  # wrk_test PREFIX URL CONNS [wrk args...]
   local prefix=$1 url=$2 conns=$3; shift 3
   local t0 t1 c0 c1 wall res
   c0=$(ticks); t0=$(now)
-  client timeout $((DURATION + 30)) wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 5s --latency "$@" "$url" > "$TMP/$prefix.wrk" 2>&1
+  client timeout $((DURATION + 30)) wrk -t"${WRK_THREADS:-1}" -c"$conns" -d"${DURATION}s" --timeout 5s --latency "$@" "$url" > "$TMP/$prefix.wrk" 2>&1
   t1=$(now); c1=$(ticks)
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
   W_cpu=$(awk -v d=$((c1 - c0)) -v k="$CLK" -v w="$wall" 'BEGIN{printf "%.2f", d/k/w}')
