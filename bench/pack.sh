@@ -61,17 +61,19 @@ done
 # ---- download the installed versions and unpack them ----
 : > "$WORK/packages.txt"
 for p in $(printf '%s\n' "${!PKGS[@]}" | sort); do
-  v=$(dpkg-query -W -f '${Version}' "$p"); note=""
-  if ! ( cd "$WORK/debs" && apt-get download -q "$p=$v" >/dev/null 2>"$WORK/apt.err" ); then
+  v=$(dpkg-query -W -f '${Version}' "$p"); note=""; dd=$WORK/debs/$p
+  mkdir -p "$dd"; chmod 755 "$dd"
+  if ! ( cd "$dd" && apt-get download -q "$p=$v" >/dev/null 2>"$WORK/apt.err" ); then
     # the installed version may have left the archive: take the archive's candidate, and say so
-    ( cd "$WORK/debs" && apt-get download -q "$p" >/dev/null 2>>"$WORK/apt.err" ) \
+    ( cd "$dd" && apt-get download -q "$p" >/dev/null 2>>"$WORK/apt.err" ) \
       || { echo "apt-get download $p failed:" >&2; cat "$WORK/apt.err" >&2; exit 1; }
     note=" (installed here: $v, not in the archive)"
-    echo "pack: $p $v is not in the archive, bundling $(dpkg-deb -f "$(ls -t "$WORK"/debs/*.deb | head -1)" Version)" >&2
   fi
-  printf '%s %s%s\n' "$p" "$(dpkg-deb -f "$(ls -t "$WORK"/debs/*.deb | head -1)" Version)" "$note" >> "$WORK/packages.txt"
+  deb=$(ls "$dd"/*.deb)
+  [[ -n $note ]] && echo "pack: $p $v is not in the archive, bundling $(dpkg-deb -f "$deb" Version)" >&2
+  printf '%s %s%s\n' "$p" "$(dpkg-deb -f "$deb" Version)" "$note" >> "$WORK/packages.txt"
 done
-for d in "$WORK"/debs/*.deb; do dpkg -x "$d" "$STAGE"; done
+for d in "$WORK"/debs/*/*.deb; do dpkg -x "$d" "$STAGE"; done
 
 mkdir -p "$OUT"/{bin,libexec,lib,nginx/modules,etc,bench}
 from_stage() {  # from_stage PATH-ON-HOST DEST: the same file out of the unpacked .debs

@@ -115,7 +115,7 @@ for want_n in "${NLIST[@]}"; do
   gen_conf "$CONF_DIR" "$n" "$bw" || exit 1
   "$FIPSPROXY" check -c "$CONF_DIR/fipsproxy.toml" >/dev/null || exit 1
   export CONF_DIR PROXY_CPU CLIENT_CPU BACKEND_CPU
-  export WRK_THREADS=$k HS_GOMAXPROCS=$k CONNS=$((50 * n)) HS_CONC=$((32 * n)) DURATION=$DUR HS_TIME=$DUR TESTS=$TESTS_ARG
+  export WRK_THREADS=$k HS_GOMAXPROCS=$k CONNS=$((50 * n)) HS_CONC=$((32 * n)) HS_MAX=$((200000 * n)) DURATION=$DUR HS_TIME=$DUR TESTS=$TESTS_ARG
   echo "## workers=$n proxy cores $PROXY_CPU; backend ($bw nginx workers) + load (wrk -t$k -c$CONNS, hsload GOMAXPROCS=$k -c$HS_CONC) on cores $CLIENT_CPU"
   stop_one backend >/dev/null; start_one backend || exit 1
   for t in "${TLIST[@]}"; do
