@@ -1122,19 +1122,49 @@ void Connection::flush(Endpoint& ep) {
   write_raw(ep, std::move(out), n);
 }
 
+// Writes go out synchronously when the socket takes them (uv_try_write: no request, no copy,
+// no deferred callback and no epoll_ctl to drop POLLOUT afterwards); only what the kernel did
+// not take is queued with uv_write. Returns how many bytes of `data` went out now.
+size_t Connection::try_write_now(Endpoint& ep, const char* data, size_t len) {
+  if (ep.queued != 0) return 0;  // keep order behind what is already queued
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+  const int n = uv_try_write(&ep.h.stream, &buf, 1);
+  if (n <= 0) return 0;  // EAGAIN, still connecting, or an error uv_write will report
+  ++worker_.stats().writes().direct_writes;
+  if (static_cast<size_t>(n) == len) {
+    if (closing_) {
+      after_write(ep);  // the queue is empty: a closing connection may finish now
+    } else {
+      touch();
+    }
+  }
+  return static_cast<size_t>(n);
+}
+
 void Connection::write_copy(Endpoint& ep, const char* data, size_t len) {
-  if (len == 0) return;
-  std::unique_ptr<char[]> copy(new char[len]);
-  std::memcpy(copy.get(), data, len);
-  write_raw(ep, std::move(copy), len);
+  if (len == 0 || !ep.inited) return;
+  const size_t done = try_write_now(ep, data, len);
+  if (done == len) return;
+  // Only the part the socket did not take is copied (fipsproxy_write_copied_bytes_total counts them).
+  std::unique_ptr<char[]> copy(new char[len - done]);
+  std::memcpy(copy.get(), data + done, len - done);
+  worker_.stats().writes().copied_bytes += len - done;
+  queue_write(ep, std::move(copy), 0, len - done);
 }
 
 void Connection::write_raw(Endpoint& ep, std::unique_ptr<char[]> data, size_t len) {
   if (len == 0 || !ep.inited) return;
+  const size_t done = try_write_now(ep, data.get(), len);
+  if (done == len) return;
+  queue_write(ep, std::move(data), done, len - done);
+}
+
+void Connection::queue_write(Endpoint& ep, std::unique_ptr<char[]> data, size_t offset, size_t len) {
   auto* req = new WriteReq{{}, this, &ep, std::move(data), len};
   req->req.data = req;
-  uv_buf_t buf = uv_buf_init(req->data.get(), static_cast<unsigned>(len));
+  uv_buf_t buf = uv_buf_init(req->data.get() + offset, static_cast<unsigned>(len));
   ep.queued += len;
+  ++worker_.stats().writes().queued_writes;
   int rc = uv_write(&req->req, &ep.h.stream, &buf, 1, on_write);
   if (rc != 0) {
     ep.queued -= len;

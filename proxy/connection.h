@@ -100,6 +100,8 @@ class Connection {
   // Queues `len` bytes of `data` (owned) on the socket.
   void write_raw(Endpoint& ep, std::unique_ptr<char[]> data, size_t len);
   void write_copy(Endpoint& ep, const char* data, size_t len);
+  size_t try_write_now(Endpoint& ep, const char* data, size_t len);
+  void queue_write(Endpoint& ep, std::unique_ptr<char[]> data, size_t offset, size_t len);
   void after_write(Endpoint& ep);
   void source_finished(Endpoint& from);
   void do_shutdown(Endpoint& ep);
