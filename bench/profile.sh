@@ -14,9 +14,10 @@ start_one backend && start_one fipsproxy || exit 1
 case $WHAT in ka1k) path=/1k; c=50 ;; bulk1m) path=/1m; c=8 ;; *) echo "ka1k|bulk1m" >&2; exit 2 ;; esac
 taskset -c "$CLIENT_CPU" env OPENSSL_CONF=$PKI_DIR/client-openssl.cnf timeout $((SECS + 20)) \
   wrk -t1 -c$c -d$((SECS + 2))s https://127.0.0.1:28401$path > "$D/wrk.txt" 2>&1 &
+WRK=$!
 sleep 1
 timeout $((SECS + 10)) perf record -F 999 -g -o "$D/perf.data" -p "$(cat "$RUN_DIR/fipsproxy.pid")" -- sleep "$SECS" 2>"$D/perf.err"
-wait
+wait "$WRK"  # not a bare wait: the backend and proxy are children too
 perf report -i "$D/perf.data" --no-children --stdio --percent-limit 1 2>/dev/null | grep -v '^$' > "$D/report.txt"
 perf report -i "$D/perf.data" --no-children --stdio -g none --percent-limit 0.7 2>/dev/null | grep -E '^ +[0-9]' > "$D/flat.txt"
 cat "$D/wrk.txt" | grep -E 'Requests/sec|Transfer/sec'; cat "$D/flat.txt" | head -40; echo "profile in $D"

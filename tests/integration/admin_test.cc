@@ -139,7 +139,12 @@ TEST_CASE("admin: healthz, ready, metrics, fips, config, reload and drain", "[fa
     a.insert(a.end(), {"--hold", "1", "--send-text", "held\n", "--half-close"});
     return a;
   }());
-  std::this_thread::sleep_for(300ms);
+  // The held connection must be live before the drain (a drain with nothing live exits at
+  // once); a fixed sleep lost that race on a loaded machine.
+  REQUIRE(wait_until([&] {
+    return metric(admin_request(sock, "GET", "/metrics").body,
+                  "fipsproxy_downstream_connections_active{listener=\"inbound\"}") == 1;
+  }, 10s, 50ms));
   CHECK(admin_request(sock, "POST", "/drain").status == 202);
   HttpReply during = admin_request(sock, "GET", "/ready");
   CHECK(during.status == 503);
@@ -150,6 +155,7 @@ TEST_CASE("admin: healthz, ready, metrics, fips, config, reload and drain", "[fa
   CHECK(client_result(*held, 10s).ok());
   CHECK(env.log().find("already draining") != std::string::npos);
   ExitStatus st = env.proxy->wait_exit(10s);
+  INFO(st.str());
   CHECK(st.exited);
   CHECK(st.code == 0);
 }
