@@ -5,6 +5,10 @@
 // FIPS-POLICY §4.3) and BORINGSSL_bcm_text_start/end (tests flip a byte in between, §11.4 S1).
 
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -34,9 +38,50 @@ inline bool read_whole_file(const std::string& path, std::vector<unsigned char>&
   return true;
 }
 
+// A file mapped read-only (no copy, no zero-filled buffer: only the pages looked at are read).
+// Startup reads the module hash out of libcrypto.so this way, touching a few pages of 6 MB.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p != MAP_FAILED) {
+        data_ = static_cast<const unsigned char*>(p);
+        size_ = static_cast<size_t>(st.st_size);
+      }
+    }
+    ::close(fd);
+  }
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  bool ok() const { return data_ != nullptr; }
+  const unsigned char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  const unsigned char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// A read-only view of a file image (a vector read by read_whole_file, or a MappedFile).
+struct Image {
+  const unsigned char* p = nullptr;
+  size_t n = 0;
+  Image(const std::vector<unsigned char>& v) : p(v.data()), n(v.size()) {}  // NOLINT: implicit
+  Image(const MappedFile& m) : p(m.data()), n(m.size()) {}                  // NOLINT: implicit
+  const unsigned char* data() const { return p; }
+  size_t size() const { return n; }
+};
+
 // Looks `name` up in the .symtab (falling back to .dynsym) of an ELF64 little-endian image.
 // Returns nullopt when the image is not ELF64, has no such symbol, or is malformed.
-inline std::optional<Symbol> find_symbol(const std::vector<unsigned char>& img, const std::string& name) {
+inline std::optional<Symbol> find_symbol(Image img, const std::string& name) {
   if (img.size() < sizeof(Elf64_Ehdr)) return std::nullopt;
   Elf64_Ehdr eh;
   std::memcpy(&eh, img.data(), sizeof eh);
@@ -81,12 +126,10 @@ inline std::optional<Symbol> find_symbol(const std::vector<unsigned char>& img, 
 }
 
 // Reads `len` bytes at symbol `name` from the file image; empty on failure.
-inline std::vector<unsigned char> symbol_bytes(const std::vector<unsigned char>& img, const std::string& name,
-                                               size_t len) {
+inline std::vector<unsigned char> symbol_bytes(Image img, const std::string& name, size_t len) {
   auto sym = find_symbol(img, name);
   if (!sym || sym->file_offset > img.size() || len > img.size() - sym->file_offset) return {};
-  return {img.begin() + static_cast<long>(sym->file_offset),
-          img.begin() + static_cast<long>(sym->file_offset + len)};
+  return {img.data() + sym->file_offset, img.data() + sym->file_offset + len};
 }
 
 }  // namespace fp::certs::elf

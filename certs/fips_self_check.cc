@@ -35,10 +35,17 @@ std::string hex(const unsigned char* p, size_t n) {
   return out;
 }
 
-std::string sha256_hex(const std::vector<unsigned char>& data) {
+std::string sha256_hex(elf::Image data) {
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(data.data(), data.size(), md);  // the module's own SHA-256
   return hex(md, sizeof md);
+}
+
+// SHA-256 of a file, mapped (no copy); empty when it cannot be read.
+std::string sha256_of_file(const std::string& path) {
+  if (path.empty()) return {};
+  elf::MappedFile f(path);
+  return f.ok() ? sha256_hex(f) : std::string();
 }
 
 std::string path_of(const void* addr) {
@@ -203,16 +210,17 @@ FipsReport run_fips_checks() {
     }
   }
 
-  // 5. The module hash inside the libcrypto actually loaded, and SHA-256 of both files.
+  // 5. The module hash inside the libcrypto actually loaded (read from the mapped file: only the
+  //    ELF headers, the symbol table and 32 bytes are touched). SHA-256 of the whole files is
+  //    left to hash_files(), off the start-up path.
   {
     r.libcrypto_path = path_of(reinterpret_cast<const void*>(&FIPS_mode));
     r.libssl_path = path_of(reinterpret_cast<const void*>(&SSL_new));
-    std::vector<unsigned char> crypto_img, ssl_img;
     std::string problem;
-    if (r.libcrypto_path.empty() || !elf::read_whole_file(r.libcrypto_path, crypto_img)) {
+    elf::MappedFile crypto_img(r.libcrypto_path);
+    if (r.libcrypto_path.empty() || !crypto_img.ok()) {
       problem = "cannot read loaded libcrypto \"" + r.libcrypto_path + "\"";
     } else {
-      r.libcrypto_sha256 = sha256_hex(crypto_img);
       auto bytes = elf::symbol_bytes(crypto_img, "BORINGSSL_bcm_text_hash", 32);
       if (bytes.size() == 32) {
         r.module_hash_loaded = hex(bytes.data(), bytes.size());
@@ -220,9 +228,7 @@ FipsReport run_fips_checks() {
         problem = "BORINGSSL_bcm_text_hash not found in " + r.libcrypto_path + " (not a FIPS build)";
       }
     }
-    if (!r.libssl_path.empty() && elf::read_whole_file(r.libssl_path, ssl_img)) {
-      r.libssl_sha256 = sha256_hex(ssl_img);
-    } else if (problem.empty()) {
+    if (problem.empty() && (r.libssl_path.empty() || ::access(r.libssl_path.c_str(), R_OK) != 0)) {
       problem = "cannot read loaded libssl \"" + r.libssl_path + "\"";
     }
     if (problem.empty() && r.module_hash_loaded != r.module_hash_expected) {
@@ -306,10 +312,10 @@ FipsReport run_fips_checks() {
   return r;
 }
 
-void hash_own_binary(FipsReport& r) {
-  if (!r.binary_sha256.empty() || r.binary_path.empty()) return;
-  std::vector<unsigned char> img;
-  if (elf::read_whole_file(r.binary_path, img)) r.binary_sha256 = sha256_hex(img);
+void hash_files(FipsReport& r) {
+  if (r.libcrypto_sha256.empty()) r.libcrypto_sha256 = sha256_of_file(r.libcrypto_path);
+  if (r.libssl_sha256.empty()) r.libssl_sha256 = sha256_of_file(r.libssl_path);
+  if (r.binary_sha256.empty()) r.binary_sha256 = sha256_of_file(r.binary_path);
 }
 
 }  // namespace fp::certs

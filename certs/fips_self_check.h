@@ -24,7 +24,7 @@ struct FipsReport {
   std::string module_hash_loaded;   // read from the loaded libcrypto
   std::string libcrypto_path, libcrypto_sha256;
   std::string libssl_path, libssl_sha256;
-  std::string binary_path, binary_sha256;      // this fipsproxy executable (hash: hash_own_binary)
+  std::string binary_path, binary_sha256;      // this fipsproxy executable (the *_sha256: hash_files)
   std::string kernel_fips;                     // /proc/sys/crypto/fips_enabled: "1", "0" or "unavailable"
   std::vector<std::string> crypto_libraries;   // TLS/crypto libraries mapped into the process
   std::string patch_marker;
@@ -41,9 +41,10 @@ struct FipsReport {
 // Runs every check; never throws, never aborts (check 0 aborts inside the library, before main).
 FipsReport run_fips_checks();
 
-// Fills binary_sha256 (SHA-256 of this executable, with the module), once. Separate from the
-// checks because it reads the whole binary: `fips-status`, baseline comparisons and the admin
-// /fips report call it; a plain start does not pay for it.
-void hash_own_binary(FipsReport& report);
+// Fills libcrypto_sha256, libssl_sha256 and binary_sha256 (SHA-256 of the loaded libraries and
+// of this executable, computed with the module), once each. Separate from the checks because it
+// reads ~25 MB: `fips-status`, `version`, `cbom`, baseline comparisons and the admin /fips report
+// call it; a plain start does not pay for it (the module-hash check itself stays at start-up).
+void hash_files(FipsReport& report);
 
 }  // namespace fp::certs

@@ -89,7 +89,7 @@ int cmd_fips_status(const std::vector<std::string>& args) {
     }
   }
   certs::FipsReport report = certs::run_fips_checks();
-  certs::hash_own_binary(report);
+  certs::hash_files(report);
   if (!diff_path.empty()) {
     auto diff = fips_baseline_diff(report, diff_path);
     if (!diff) {
@@ -215,7 +215,9 @@ int cmd_cbom(const std::vector<std::string>& args) {
     std::fprintf(stderr, "fipsproxy: %s\n", certs.error().detail.c_str());
     return kExitUsage;
   }
-  std::string out = certs::make_cbom(certs::run_fips_checks(), *certs, profile);
+  certs::FipsReport report = certs::run_fips_checks();
+  certs::hash_files(report);
+  std::string out = certs::make_cbom(report, *certs, profile);
   std::printf("%s\n", out.c_str());
   return kExitOk;
 }

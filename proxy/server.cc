@@ -306,7 +306,7 @@ int Server::run(const std::string& config_path) {
     return kExitFips;
   }
   if (!loaded.snapshot->fips.baseline.empty()) {
-    certs::hash_own_binary(fips_);
+    certs::hash_files(fips_);
     auto diff = fips_baseline_diff(fips, loaded.snapshot->fips.baseline);
     if (!diff) {
       std::fprintf(stderr, "fipsproxy: %s\n", diff.error().detail.c_str());
@@ -923,7 +923,7 @@ void Server::handle_admin(const std::string& method, const std::string& path,
   } else if (path == "/fips" && get) {
     r.content_type = "application/json";
     // The startup report plus the last periodic self-probe.
-    certs::hash_own_binary(fips_);
+    certs::hash_files(fips_);
     std::string report = fips_.to_json();
     base::JsonObject probe;
     probe.boolean("passed", probe_error_.empty())
