@@ -652,6 +652,12 @@ void Server::on_worker_exit(uv_async_t* a) noexcept {
     }
   }, nullptr);
   for (auto& w : self->dir_watches_) w.release();  // freed by their close callbacks
+  // Every worker is done; what is left is closing handles and freeing memory. Closing the signal
+  // handles gave SIGTERM/SIGINT/SIGHUP their default action back: a stop signal now (the
+  // kubelet's SIGTERM racing an admin /drain) must not turn this clean exit into death by signal.
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGHUP, SIG_IGN);
   self->dir_watches_.clear();
 }
 
