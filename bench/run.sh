@@ -79,8 +79,10 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "## round $r target $t"
     start_one "$t" || continue
     sleep 1
-    if [[ $r == 1 ]]; then
-      "$HERE/verify-policy.sh" "$(target_field "$t" 2)" | sed "s/^/[$t] /" >> "$RESULTS/policy.txt"
+    if [[ $r == 1 ]]; then  # the TLS port (L4) and the L7 HTTP/1.1 port
+      for f in 2 5; do
+        "$HERE/verify-policy.sh" "$(target_field "$t" $f)" | sed "s/^/[$t] /" >> "$RESULTS/policy.txt"
+      done
       grep "^\[$t\].*policy=" "$RESULTS/policy.txt"
     fi
     ROUND=$r "$HERE/lib/measure.sh" "$t"

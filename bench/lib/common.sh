@@ -14,11 +14,13 @@ CLIENT_CPU=${CLIENT_CPU:-1}    # load generators and the plaintext backend / TLS
 BACKEND_CPU=${BACKEND_CPU:-$CLIENT_CPU}
 HSLOAD=${HSLOAD:-$FB_ROOT/bin/hsload}   # a prebuilt one in the bench/pack.sh bundle
 
-# name       tls    mtls   orig   (orig = plaintext in -> mTLS out to the nginx TLS origin :28600)
+# name       tls    mtls   orig   http   (orig = plaintext in -> mTLS out to the nginx TLS origin
+#                                        :28600; http = TLS, L7 HTTP/1.1 proxy: fipsproxy mode http1,
+#                                        HAProxy mode http, nginx http {})
 TARGETS_TABLE='
-fipsproxy    28401  28402  28403
-haproxy      28421  28422  28423
-nginx        28411  28412  28413
+fipsproxy    28401  28402  28403  28404
+haproxy      28421  28422  28423  28424
+nginx        28411  28412  28413  28414
 '
 BACKEND_SOCK=$RUN_DIR/backend.sock
 ORIGIN_PORT=28600

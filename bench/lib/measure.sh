@@ -3,7 +3,8 @@
 #   lib/measure.sh NAME        (ports from TARGETS_TABLE in lib/common.sh; the target must be running,
 #                               its PID in $RUN_DIR/NAME.pid)
 # Env: ROUND(1) DURATION(10) CONNS(50) LAT_CONNS(10) DELAY_MS(10) BULK_CONNS(8) IDLE_CONNS(2000)
-#   IDLE_HOLD(5) HS_CONC(32) HS_TIME(10) HS_MAX(200000) TESTS(idle,hs13,hs12,hsmtls,cps,keepalive,latency,bulk,orig)
+#   IDLE_HOLD(5) HS_CONC(32) HS_TIME(10) HS_MAX(200000) KA_MAX(50000000)
+#   TESTS(idle,hs13,hs12,hsmtls,cps,keepalive,kamtls,kahttp,latency,bulk,orig)
 #   OUT (TSV to append: label metric value unit round)
 #   WRK_THREADS(1) HS_GOMAXPROCS(1): load-generator threads (bench/scale.sh raises them with the client cores)
 # Prints: BENCH label=L metric=M value=V unit=U round=R. Every load step is bounded (duration + timeout).
@@ -12,11 +13,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
 LABEL=${1:?usage: measure.sh NAME}
 PORT=$(target_field "$LABEL" 2); MTLS_PORT=$(target_field "$LABEL" 3); ORIG_PORT=$(target_field "$LABEL" 4)
+HTTP_PORT=$(target_field "$LABEL" 5)
 ROUND=${ROUND:-1}
 DURATION=${DURATION:-10}; CONNS=${CONNS:-50}; LAT_CONNS=${LAT_CONNS:-10}; DELAY_MS=${DELAY_MS:-10}
 BULK_CONNS=${BULK_CONNS:-8}; IDLE_CONNS=${IDLE_CONNS:-2000}; IDLE_HOLD=${IDLE_HOLD:-5}
-HS_CONC=${HS_CONC:-32}; HS_TIME=${HS_TIME:-10}; HS_MAX=${HS_MAX:-200000}
-TESTS=${TESTS:-idle,hs13,hs12,hsmtls,cps,keepalive,latency,bulk,orig}; OUT=${OUT:-}
+HS_CONC=${HS_CONC:-32}; HS_TIME=${HS_TIME:-10}; HS_MAX=${HS_MAX:-200000}; KA_MAX=${KA_MAX:-50000000}
+TESTS=${TESTS:-idle,hs13,hs12,hsmtls,cps,keepalive,kamtls,kahttp,latency,bulk,orig}; OUT=${OUT:-}
 CLIENT_CNF=$PKI_DIR/client-openssl.cnf
 CLK=$(getconf CLK_TCK)
 TMP=$(mktemp -d "$FB_ROOT/measure.XXXXXX")
@@ -38,7 +40,7 @@ ticks() { $PY "$HERE/proc.py" snap $PIDS | awk '{print $2}'; }
 calib() { taskset -c "$PROXY_CPU" openssl speed -elapsed -mr -seconds 1 ecdsap256 2>/dev/null \
           | awk -F: '$1=="+F4" {printf "%.0f", $4}'; }
 
-echo "# measure label=$LABEL round=$ROUND tls=$PORT mtls=$MTLS_PORT orig=$ORIG_PORT pids=[$PIDS] $(date -u +%FT%TZ) loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# measure label=$LABEL round=$ROUND tls=$PORT mtls=$MTLS_PORT orig=$ORIG_PORT http=$HTTP_PORT pids=[$PIDS] $(date -u +%FT%TZ) loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
 emit calib_sign_start "$(calib)" sign/wall-s
 $PY "$HERE/proc.py" sample $PIDS --max-seconds 900 --stop-file "$TMP/stop" > "$TMP/peak" &
 SAMPLER=$!
@@ -123,6 +125,30 @@ if want keepalive; then
   emit ka1k_rps "$W_rps" req/s; emit ka1k_p50_ms "$W_p50_ms" ms; emit ka1k_p99_ms "$W_p99_ms" ms
   emit ka1k_proxy_cpu "$W_cpu" cores; emit ka1k_rps_per_core "$(div "$W_rps" "$W_cpu" %.0f)" req/core-s
   emit ka1k_errors $((W_errors + W_non2xx)) count
+fi
+# Keep-alive over mTLS (L4, the mTLS port): wrk cannot send a client certificate, so hsload
+# -mode keepalive: CONNS connections, each with the client certificate, sequential GET /1k.
+if want kamtls; then
+  c0=$(ticks); t0=$(now)
+  res=$(GOMAXPROCS=${HS_GOMAXPROCS:-1} taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) "$HSLOAD" \
+        -addr 127.0.0.1:$MTLS_PORT -mode keepalive -path /1k -tls 1.3 -c "$CONNS" -d "${DURATION}s" -n "$KA_MAX" \
+        -cert "$PKI_DIR/client.crt" -key "$PKI_DIR/client.key")
+  t1=$(now); c1=$(ticks)
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
+  cpu=$(awk -v d=$((c1 - c0)) -v k="$CLK" -v w="$wall" 'BEGIN{printf "%.2f", d/k/w}')
+  echo "# kamtls: $res cpu=$cpu"
+  kv() { grep -o "$1=[0-9.]*" <<<"$res" | cut -d= -f2; }
+  rate=$(kv rate)
+  emit kamtls1k_rps "${rate:-0}" req/s; emit kamtls1k_p50_ms "$(kv p50_ms)" ms; emit kamtls1k_p99_ms "$(kv p99_ms)" ms
+  emit kamtls1k_proxy_cpu "$cpu" cores; emit kamtls1k_rps_per_core "$(div "${rate:-0}" "$cpu" %.0f)" req/core-s
+  errs=$(kv errors); emit kamtls1k_errors "${errs:-NA}" count
+fi
+# Keep-alive through the target's L7 HTTP/1.1 listener (fipsproxy http1, HAProxy mode http, nginx http).
+if want kahttp; then
+  wrk_test kahttp1k "https://127.0.0.1:$HTTP_PORT/1k" "$CONNS"
+  emit kahttp1k_rps "$W_rps" req/s; emit kahttp1k_p50_ms "$W_p50_ms" ms; emit kahttp1k_p99_ms "$W_p99_ms" ms
+  emit kahttp1k_proxy_cpu "$W_cpu" cores; emit kahttp1k_rps_per_core "$(div "$W_rps" "$W_cpu" %.0f)" req/core-s
+  emit kahttp1k_errors $((W_errors + W_non2xx)) count
 fi
 if want latency; then  # fixed, light load: LAT_CONNS connections, DELAY_MS think time (~900 req/s)
   DELAY_MS=$DELAY_MS wrk_test lat1k "$URL/1k" "$LAT_CONNS" -s "$HERE/delay.lua"

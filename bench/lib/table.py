@@ -9,6 +9,10 @@ from collections import defaultdict
 ROWS = [  # (header, metric, format, lower_is_better)
     ("keep-alive 1 KiB req/s", "ka1k_rps", "{:.0f}", False),
     ("keep-alive 1 KiB req/s per proxy core", "ka1k_rps_per_core", "{:.0f}", False),
+    ("keep-alive 1 KiB req/s mTLS", "kamtls1k_rps", "{:.0f}", False),
+    ("keep-alive 1 KiB req/s mTLS (per proxy core)", "kamtls1k_rps_per_core", "{:.0f}", False),
+    ("keep-alive 1 KiB req/s http1/L7", "kahttp1k_rps", "{:.0f}", False),
+    ("keep-alive 1 KiB req/s http1/L7 (per proxy core)", "kahttp1k_rps_per_core", "{:.0f}", False),
     ("keep-alive p50 ms (50 conns, saturated)", "ka1k_p50_ms", "{:.2f}", True),
     ("keep-alive p99 ms (50 conns, saturated)", "ka1k_p99_ms", "{:.2f}", True),
     ("fixed-rate p50 ms (10 conns x 10 ms think)", "lat1k_p50_ms", "{:.3f}", True),
