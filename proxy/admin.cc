@@ -1,8 +1,11 @@
 #include "proxy/admin.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <memory>
 
@@ -45,6 +48,21 @@ struct AdminServer::Conn {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };
 
+bool unix_socket_live(const std::string& path) {
+  struct sockaddr_un sun;
+  std::memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof sun.sun_path) return false;
+  std::memcpy(sun.sun_path, path.data(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  // A Unix-socket connect completes or fails at once: ECONNREFUSED or ENOENT for a stale file;
+  // EAGAIN (a full backlog) is a live listener too.
+  const bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0 || errno == EAGAIN;
+  ::close(fd);
+  return live;
+}
+
 AdminServer::~AdminServer() = default;
 
 Result<void> AdminServer::start(const config::Admin& cfg) {
@@ -61,6 +79,10 @@ Result<void> AdminServer::start(const config::Admin& cfg) {
     if (::lstat(a.path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode)) {
         return make_error(Code::Io, Side::Internal, a.text + ": exists and is not a socket");
+      }
+      if (unix_socket_live(a.path)) {  // another process serves it: never take it over
+        return make_error(Code::Io, Side::Internal,
+                          "admin " + a.text + ": bind: address already in use (a live socket: another process listens there)");
       }
       ::unlink(a.path.c_str());
     }
@@ -84,7 +106,7 @@ Result<void> AdminServer::start(const config::Admin& cfg) {
   }
   if (rc == 0) rc = uv_listen(&h_.stream, 64, on_connection);
   if (rc != 0) {
-    return make_error(Code::Io, Side::Internal, "admin " + a.text + ": bind: " + uv_err_name(rc));
+    return make_error(Code::Io, Side::Internal, "admin " + a.text + ": bind: " + uv_strerror(rc));
   }
   return {};
 }

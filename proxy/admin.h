@@ -19,6 +19,10 @@
 
 namespace fp::proxy {
 
+// True if a process accepts connections on the Unix socket at `path` (a live socket: binding
+// there would take it over); false for a stale socket file nobody listens on, or no file.
+bool unix_socket_live(const std::string& path);
+
 struct AdminResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";

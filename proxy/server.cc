@@ -34,7 +34,9 @@ namespace fp::proxy {
 
 namespace {
 
-Result<int> open_tcp_listener(const config::Address& a, bool reuseport) {
+// `probe`: bind without SO_REUSEPORT and without listening, to find out whether anyone holds
+// the address (see bind_address).
+Result<int> open_tcp_listener(const config::Address& a, bool reuseport, bool probe = false) {
   struct sockaddr_storage ss;
   std::memset(&ss, 0, sizeof ss);
   socklen_t len = 0;
@@ -59,7 +61,7 @@ Result<int> open_tcp_listener(const config::Address& a, bool reuseport) {
   // kernel spread connections across workers.
   if (reuseport) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || (!probe && ::listen(fd, 1024) != 0)) {
     std::string err = std::strerror(errno);
     ::close(fd);
     return make_error(Code::Io, Side::Internal, a.text + ": bind: " + err);
@@ -81,6 +83,10 @@ Result<int> open_unix_listener(const config::Address& a) {
     if (!S_ISSOCK(st.st_mode)) {
       return make_error(Code::Io, Side::Internal, a.text + ": exists and is not a socket");
     }
+    if (unix_socket_live(a.path)) {  // another process serves it: never take it over
+      return make_error(Code::Io, Side::Internal,
+                        a.text + ": bind: address already in use (a live socket: another process listens there)");
+    }
     ::unlink(a.path.c_str());
   }
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -100,6 +106,14 @@ namespace {
 Result<std::vector<int>> bind_address(const config::Address& a, unsigned workers) {
   std::vector<int> fds;
   const unsigned n = a.is_unix() ? 1 : workers;
+  if (!a.is_unix() && a.port != 0) {
+    // SO_REUSEPORT lets any socket of the same user join a port that such a socket holds: a
+    // second fipsproxy would share the port with the first, not fail. A socket without it
+    // cannot bind there while anyone else listens, so bind one first, then let it go.
+    Result<int> probe = open_tcp_listener(a, false, true);
+    if (!probe) return probe.error();
+    ::close(*probe);
+  }
   for (unsigned i = 0; i < n; ++i) {
     Result<int> fd = a.is_unix() ? open_unix_listener(a) : open_tcp_listener(a, true);
     if (!fd) {
