@@ -55,7 +55,7 @@ const std::vector<TableSchema>& schema() {
         "egress"}},
       {"listener.http",
        {"max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", "allow_spiffe_ids",
-        "allow_trust_domains", "allow_dns", "route"}},
+        "allow_trust_domains", "allow_dns", "route", "sni_host_check"}},
       {"listener.http.route", {"prefix", "allow_spiffe_ids", "allow_trust_domains", "allow_dns"}},
       {"listener.tls",
        {"cert", "key", "ca", "crl", "require_client_cert", "allow_spiffe", "allow_dns", "alpn",
@@ -818,6 +818,20 @@ void parse_http_options(Ctx& c, const toml::node& node, const std::string& prefi
   }
   if (const toml::node* n = t->get("max_body_bytes")) {
     if (auto v = get_size(c, *n, prefix + ".max_body_bytes")) h.max_body_bytes = *v;
+  }
+  if (const toml::node* n = t->get("sni_host_check")) {
+    if (auto v = get_string(c, *n, prefix + ".sni_host_check")) {
+      if (*v == "mtls") {
+        h.sni_host_check = HttpOptions::SniHostCheck::Mtls;
+      } else if (*v == "always") {
+        h.sni_host_check = HttpOptions::SniHostCheck::Always;
+      } else if (*v == "off") {
+        h.sni_host_check = HttpOptions::SniHostCheck::Off;
+      } else {
+        c.err(*n, prefix + ".sni_host_check",
+              "unknown sni_host_check '" + *v + "' (expected \"mtls\", \"always\" or \"off\")");
+      }
+    }
   }
   parse_identity_allow(c, *t, prefix, h.allow);
   const toml::node* routes = t->get("route");

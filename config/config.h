@@ -96,6 +96,10 @@ struct HttpOptions {
   uint64_t max_body_bytes = 64ull << 20;  // Content-Length or chunk data -> 413
   IdentityAllow allow;                    // default for paths no route covers
   std::vector<HttpRoute> routes;
+  // 421 when Host is not the TLS SNI (filters/http1/sni_host.h): on listeners that require a
+  // client certificate (Mtls), on every TLS listener (Always), or never (Off, the default: a
+  // sidecar's peers send the SNI of their cluster.tls.sni with the Host their app used).
+  enum class SniHostCheck { Mtls, Always, Off } sni_host_check = SniHostCheck::Off;
 };
 
 // tcp mode: a PROXY protocol header sent to the upstream before the first forwarded byte.

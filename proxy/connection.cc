@@ -458,6 +458,7 @@ void Connection::http_refuse(int status, std::string_view token, Code code, Side
                        : status == 413 ? "Payload Too Large"
                        : status == 414 ? "URI Too Long"
                        : status == 417 ? "Expectation Failed"
+                       : status == 421 ? "Misdirected Request"
                        : status == 431 ? "Request Header Fields Too Large"
                        : status == 501 ? "Not Implemented"
                        : status == 502 ? "Bad Gateway"
@@ -712,7 +713,8 @@ void Connection::http_from_down(const char* data, size_t len) {
         http_->head_started_ms = 0;
         filters::http1::RequestHead& head = http_->req.request();
         filters::http1::ConnContext ctx{listener_.cfg->name, http_->remote_ip, down_.tls != nullptr,
-                                        down_tls_done_ && down_info_.peer.present ? &down_info_.peer : nullptr};
+                                        down_tls_done_ && down_info_.peer.present ? &down_info_.peer : nullptr,
+                                        down_tls_done_ ? std::string_view(down_info_.sni) : std::string_view()};
         filters::http1::HeadVerdict v = filters::http1::run_on_request_head(http_->chain, head, ctx);
         if (v.respond) {
           const bool denied = v.status == 403;  // identity_authz

@@ -23,6 +23,7 @@
 #include "filters/http1/forwarded.h"
 #include "filters/http1/hop_by_hop.h"
 #include "filters/http1/identity_authz.h"
+#include "filters/http1/sni_host.h"
 #include "filters/http1/xfcc.h"
 #include "proxy/cli.h"
 #include "proxy/explain.h"
@@ -233,6 +234,12 @@ Result<std::shared_ptr<Runtime>> build_runtime(config::Snapshot cfg, const Runti
       // token can only name fields the client sent, never the ones the later filters set; then
       // identity authz (a refused request costs nothing more), X-Forwarded-*, the client cert.
       lr->http_filters.push_back(std::make_shared<filters::http1::HopByHopFilterFactory>());
+      // A request for another name than the SNI the client was admitted under: 421, before authz.
+      using SniHostCheck = config::HttpOptions::SniHostCheck;
+      if (l.tls && (l.http.sni_host_check == SniHostCheck::Always ||
+                    (l.http.sni_host_check == SniHostCheck::Mtls && l.tls->require_client_cert))) {
+        lr->http_filters.push_back(std::make_shared<filters::http1::SniHostFilterFactory>());
+      }
       filters::http1::AuthzConfig authz = filters::http1::authz_config_from(l.http);
       if (!authz.empty()) {
         lr->http_filters.push_back(std::make_shared<filters::http1::IdentityAuthzFilterFactory>(std::move(authz)));

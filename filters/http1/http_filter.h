@@ -21,6 +21,7 @@ struct ConnContext {
   std::string_view remote_addr;                   // the immediate peer's IP, as text, no port
   bool tls = true;                                // the downstream connection is TLS
   const certs::PeerIdentity* peer = nullptr;      // verified client certificate, if any
+  std::string_view sni = {};                      // TLS server name the client sent; empty: none
 };
 
 struct HeadVerdict {
