@@ -10,6 +10,9 @@ except:
   /bad    a response with both Content-Length and Transfer-Encoding (invalid framing)
   /stray  a good response followed by extra bytes ("XSTRAY"), then the connection stays open
   /close  a good response with "Connection: close", then the connection closes
+  /drop-next  a good keep-alive response; the NEXT request head on this connection is read and
+          the connection is closed without an answer (a server closing an idle keep-alive
+          connection just as the client reuses it, made deterministic): {"event":"dropped"}
 Request bodies (Content-Length) are read and discarded. Every loop is bounded by --max-seconds.
 """
 import argparse, json, os, socket, ssl, sys, threading, time
@@ -28,6 +31,7 @@ def serve(c, conn_id, deadline, info):
     emit(dict(event="accept", conn=conn_id, **info))
     buf = b""
     req = 0
+    drop_next = False
     c.settimeout(0.5)
     try:
         while not stop.is_set() and time.monotonic() < deadline:
@@ -59,6 +63,10 @@ def serve(c, conn_id, deadline, info):
                     return
                 buf += d
             buf = buf[cl:]
+            if drop_next:
+                emit({"event": "dropped", "conn": conn_id, "path": path})
+                return
+            drop_next = path == "/drop-next"
             req += 1
             body = ("conn=%d req=%d path=%s host=%s\n" % (conn_id, req, path, host)).encode()
             if method == "HEAD":
