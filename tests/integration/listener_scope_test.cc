@@ -228,7 +228,7 @@ TEST_CASE("D26 mTLS listener with sni_host_check: Host other than the SNI is 421
   CHECK(wait_until([&] { return mismatches() == refused; }, 5s));
 }
 
-TEST_CASE("D26 no SNI is not checked; an unknown SNI gets the listener's certificate and binds Host to it",
+TEST_CASE("D26 no SNI is not checked, an unknown SNI gets the listener's certificate and binds Host to it",
           "[fast][reliability][d26]") {
   SniEnv e;
   REQUIRE(e.start());

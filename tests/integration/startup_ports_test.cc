@@ -149,7 +149,7 @@ TEST_CASE("G39 the admin port in use: refused with the admin address named, list
   CHECK(p.terminate().code == 0);
 }
 
-TEST_CASE("G39 a live Unix socket at the admin or listen path is in use; a stale one is replaced",
+TEST_CASE("G39 a live Unix socket at the admin or listen path is in use, a stale one is replaced",
           "[fast][reliability][g39]") {
   TempDir dir("fpg39u");
   const uint16_t l0 = free_tcp_port();

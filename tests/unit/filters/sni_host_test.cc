@@ -50,7 +50,7 @@ TEST_CASE("sni_host: Host equal to the SNI passes, any other host is 421 sni_hos
   }
 }
 
-TEST_CASE("sni_host: no SNI or no host is not checked; absolute-form uses the target's authority", "[fast][sni_host]") {
+TEST_CASE("sni_host: no SNI or no host is not checked, absolute-form uses the target's authority", "[fast][sni_host]") {
   CHECK_FALSE(check_sni_host(with_host("anything.example.org"), "").respond);
   CHECK_FALSE(check_sni_host(with_host("", 0), "server.example.org").respond);  // HTTP/1.0, no Host
   RequestHead abs = with_host("", 0);
