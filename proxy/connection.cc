@@ -135,7 +135,14 @@ struct Connection::Http {
   // Upstream binding (keep-alive pool, egress routing).
   bool req_in_progress = false;     // a request's head was dispatched, its end not yet seen
   bool waiting = false;             // a request waits for an upstream: downstream reads paused
-  std::string pending_head;         // its serialized head
+  std::string pending_head;         // its serialized head (kept after sending, for a retry)
+  bool pending_retryable = false;   // idempotent method, no body: may be sent again
+  // Retry on a fresh connection (once per request) when a reused upstream connection closes
+  // before any byte of the answer: the server's idle timeout raced our reuse.
+  bool retry_armed = false;         // the request in flight went out on a reused connection
+  uint64_t retry_mark = 0;          // up_->bytes_in when it went out
+  bool retrying = false;            // re-sending: the parser has already seen the request
+  bool fresh_only = false;          // the next upstream is a new connection, not a pooled one
   std::string pending_method;
   std::string held;                 // downstream bytes that followed it, not yet parsed
   bool release_pending = false;     // the bound upstream finished its exchange cleanly
@@ -633,6 +640,14 @@ bool Connection::http_dispatch(filters::http1::RequestHead& head, std::string_vi
   http_->client_http10 = head.version_minor == 0;
   http_->pending_head.clear();
   head.serialize_to(http_->pending_head);
+  {
+    const std::string& m = head.method;
+    const bool idempotent = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "DELETE" ||
+                            m == "PUT";
+    const bool bodyless = head.framing == filters::http1::Framing::None ||
+                          (head.framing == filters::http1::Framing::ContentLength && head.content_length == 0);
+    http_->pending_retryable = idempotent && bodyless;
+  }
   http_->req_in_progress = true;
   http_->target_key = key;
 
@@ -672,10 +687,13 @@ void Connection::http_send_pending(bool replay) {
     x.upstream = upstream_addr_;
     x.reused = up_->requests > 1;
   }
-  const std::string head = std::move(http_->pending_head);
-  http_->pending_head.clear();
-  forward_raw(down_, head.data(), head.size());
-  if (closing_ || !replay) return;
+  const bool retry = http_->retrying;
+  http_->retrying = false;
+  http_->retry_armed = up_->requests > 1 && !retry && http_->pending_retryable &&
+                       http_->requests == http_->responses + 1;
+  http_->retry_mark = up_->bytes_in;
+  forward_raw(down_, http_->pending_head.data(), http_->pending_head.size());
+  if (closing_ || !replay || retry) return;
   // The parser continues from the parked head: even with no bytes held it may owe events
   // (a bodyless request's MessageComplete).
   const std::string again = std::move(http_->held);
@@ -957,6 +975,7 @@ void Connection::http_finish_side(Endpoint& from) {
     // client connection is closed without completing the body (no terminating chunk, no faked
     // length).
     const filters::http1::ParseError& e = http_->resp->error();
+    if (!http_->response_head_sent && http_retry_fresh("closed (EOF)")) return;
     if (!http_->response_head_sent) {
       http_refuse(502, "upstream_reset", Code::UpstreamReset, Side::Upstream,
                   std::string("the upstream closed before its response was complete: ") + std::string(e.token()));
@@ -967,9 +986,38 @@ void Connection::http_finish_side(Endpoint& from) {
     }
   } else {
     // The upstream closed before its response began.
+    if (http_retry_fresh("closed (EOF)")) return;
     http_refuse(502, "upstream_reset", Code::UpstreamReset, Side::Upstream,
                 "the upstream closed the connection before answering");
   }
+}
+
+bool Connection::http_retry_fresh(std::string_view why) {
+  if (!http_ || !http_->retry_armed || closing_ || http_->response_head_sent || http_->deferred ||
+      http_->waiting || up_->bytes_in != http_->retry_mark || up_->queued != 0 ||
+      http_->requests != http_->responses + 1) {
+    return false;
+  }
+  http_->retry_armed = false;
+  worker_.stats().add(series("fipsproxy_upstream_retries_total", {{"upstream", upstream_label()}, {"reason", "reused_connection_closed"}}));
+  FP_LOG_INFO("a reused upstream connection closed before answering: sending the request again on a new one",
+              {"conn", id_}, {"upstream", upstream_addr_}, {"detail", why});
+  --http_->requests;  // counted again when it is sent
+  http_->release_pending = false;
+  release_upstream(false);
+  if (closing_) return true;
+  http_->waiting = true;
+  http_->retrying = true;
+  http_->fresh_only = true;
+  stop_reading(down_);
+  state_ = State::Connecting;
+  if (listener_.cfg->egress) {
+    connect_egress();
+  } else {
+    lb_started_ = false;
+    connect_upstream();
+  }
+  return true;
 }
 
 std::string Connection::upstream_label() const {
@@ -1020,6 +1068,14 @@ void Connection::release_upstream(bool reuse) {
     idle_ms = static_cast<uint64_t>(listener_.cluster->cfg->idle_connection_timeout.count());
   }
   worker_.pool().put(key, upstream_label(), std::move(old), max_idle, idle_ms);
+}
+
+std::unique_ptr<Connection::Endpoint> Connection::take_pooled() {
+  if (http_->fresh_only) {  // a retry: the pooled connections may be as stale as the one that failed
+    http_->fresh_only = false;
+    return nullptr;
+  }
+  return worker_.pool().take(http_->up_key);
 }
 
 void Connection::bind_pooled(std::unique_ptr<Endpoint> ep) {
@@ -1322,7 +1378,7 @@ void Connection::connect_upstream() {
     upstream_addr_ = original_dst_->address.text;
     if (http_) {
       http_->up_key = http_->target_key + "|" + upstream_addr_;
-      if (auto pooled = worker_.pool().take(http_->up_key)) return bind_pooled(std::move(pooled));
+      if (auto pooled = take_pooled()) return bind_pooled(std::move(pooled));
     }
     arm_timer(static_cast<uint64_t>(cluster.cfg->connect_timeout.count()));
     connect_req_.data = this;
@@ -1352,7 +1408,7 @@ void Connection::connect_upstream() {
   if (http_) {
     // Keep-alive pool: an idle connection to this endpoint, made under this generation.
     http_->up_key = http_->target_key + "|" + std::to_string(up_index_);
-    if (auto pooled = worker_.pool().take(http_->up_key)) {
+    if (auto pooled = take_pooled()) {
       bind_pooled(std::move(pooled));
       return;
     }
@@ -1401,7 +1457,7 @@ void Connection::connect_egress() {
                                                                       : http_->egress_host) +
                    ":" + std::to_string(http_->egress_port);
   http_->up_key = http_->target_key;
-  if (auto pooled = worker_.pool().take(http_->up_key)) {
+  if (auto pooled = take_pooled()) {
     bind_pooled(std::move(pooled));
     return;
   }
@@ -1774,6 +1830,7 @@ void Connection::fail(Error error) {
     // http1: an upstream that failed before answering (TLS policy, identity, reset) gets the
     // client a status and the reason instead of a bare close. The handshake is audited first.
     if (up_->tls && !up_tls_done_) audit_handshake(*up_, &error);
+    if (error.code == Code::UpstreamReset && http_retry_fresh(error.detail)) return;
     const int status = error.code == Code::ConnectTimeout ? 504
                        : (error.code == Code::UpstreamConnectRefused || error.code == Code::NoHealthyUpstream) ? 503
                                                                                                                  : 502;

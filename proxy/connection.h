@@ -90,6 +90,8 @@ class Connection {
   // Detaches the bound upstream: parks it in the worker's pool when `reuse` and it is clean,
   // else closes it. The connection then has no upstream until the next request.
   void release_upstream(bool reuse);
+  bool http_retry_fresh(std::string_view why);
+  std::unique_ptr<Endpoint> take_pooled();
   void bind_pooled(std::unique_ptr<Endpoint> ep);
   void connect_egress();
   void connect_egress_next();  // the next resolved address of the destination
