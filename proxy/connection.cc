@@ -932,6 +932,12 @@ void Connection::http_finish_side(Endpoint& from) {
     http_->down_eof_pending = true;
     return;
   }
+  if (from.is_down && http_->deferred) {
+    // A refused pipelined request waits for the responses owed before it (http_from_up sends
+    // its status, then closes): the client's EOF behind it changes nothing. Finishing the
+    // parser here would turn that refusal into an immediate close that drops those responses.
+    return;
+  }
   if (from.is_down) {
     filters::http1::Event ev = http_->req.finish();
     if (ev.kind == filters::http1::EventKind::Error) {

@@ -395,6 +395,41 @@ TEST_CASE("A9 pipelining through the binary: two answered in order, the malforme
   check_baseline(r, http_ok);
 }
 
+// Regression (found with issue #11, intermittent in the pool access-log test under load): the
+// client's half-close arriving while the answers owed before a refused pipelined request were
+// still pending closed the connection at once, dropping both answers (when the refusal left the
+// parser in error, as obs-fold does). A slow upstream (300 ms per answer) makes the EOF arrive
+// first every time.
+TEST_CASE("A9 pipelining with a half-close behind a refused request: the two earlier answers still come first",
+          "[fast][reliability][http1]") {
+  Upstream app("unix:" + short_uds_path("a9h"), {"http-slow", "300"});
+  REQUIRE(app.ok());
+  Rig r;
+  REQUIRE(r.start(app.endpoint, "mode = \"http1\"\n"));
+  auto a = tls_args("client");
+  a.insert(a.end(), {"--hold", "0.6", "--send-text",
+                     "GET /1 HTTP/1.1\\r\\nHost: a\\r\\n\\r\\nGET /2 HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n"
+                     "GET /3 HTTP/1.1\\r\\nHost: a\\r\\nX-A: b\\r\\n c\\r\\n\\r\\n",
+                     "--half-close"});
+  // The proxy is stopped while the client (past its handshake, holding 0.6 s) sends the three
+  // requests and its close_notify: on SIGCONT one read brings all of it, the EOF included.
+  auto client = spawn_client(tcp_addr(r.port), a);
+  REQUIRE(wait_until([&] { return r.gauge() == 1; }, 5s));
+  std::this_thread::sleep_for(200ms);  // its handshake completes
+  r.env.proxy->signal(SIGSTOP);
+  std::this_thread::sleep_for(1200ms);
+  r.env.proxy->signal(SIGCONT);
+  auto res = client_result(*client, 10s);
+  INFO(res.describe() << "\n" << r.env.proxy->stderr_text());
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+  CHECK(res.json.str("recv_head").rfind("HTTP/1.1 200", 0) == 0);
+  // Both answers (each at least the upstream's bytes) and then the 400 with its reason.
+  CHECK(res.json.num("recv_bytes") > static_cast<double>(2 * ok.size()));
+  CHECK(res.json.str("eof") == "clean");
+  CHECK(r.env.log().find("obs_fold") != std::string::npos);
+  check_baseline(r, http_ok);
+}
+
 // Regression (found with issue #11): a request carrying `Connection: close` to an upstream that
 // keeps its connection open once got no response at all (the parser's Discard state with no
 // input looped). Fixed in proxy/connection.cc http_from_down.

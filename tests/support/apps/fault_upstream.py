@@ -14,6 +14,7 @@ Modes (positional):
   http-cl-half N    read a request head, answer Content-Length N with N/2 body bytes, then FIN
   http-hang         read a request head, never answer
   http-ok           answer every request head 200 "ok\\n" (keep-alive)
+  http-slow MS      the same, each answer after MS milliseconds (one connection at a time)
 
 Bounded: --max-seconds (default 300) for the whole process. SIGTERM exits promptly.
 """
@@ -116,7 +117,9 @@ def main():
                 pass
             close(c)
             return True
-        if mode == "http-ok":
+        if mode == "http-slow":
+            time.sleep(arg / 1000.0)
+        if mode in ("http-ok", "http-slow"):
             try:
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
             except OSError:
