@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "certs/libssl_patch.h"
 #include "certs/pem.h"
@@ -433,11 +435,20 @@ Result<std::shared_ptr<const TlsContext>> build_context(Role role, const std::st
     if (!chain) return chain.error();
     auto key = load_private_key(cfg.key, cfg.key_permissions);
     if (!key) return key.error();
-    X509* leaf = chain.value().front().get();
-    if (X509_check_private_key(leaf, key.value().get()) != 1) {
+    // A Secret update swaps certificate and key together (one rename of ..data), but loading
+    // them is two reads: a swap in between yields a pair that does not match (seen in the soak
+    // with a reload every 5 s and a rotation every 30 s). Read both again before calling the
+    // pair bad; a pair that really does not match fails all three times.
+    for (int attempt = 1; X509_check_private_key(chain.value().front().get(), key.value().get()) != 1; ++attempt) {
       ERR_clear_error();
-      return cert_error(cfg.key, "key does not match certificate " + cfg.cert);
+      if (attempt == 3) return cert_error(cfg.key, "key does not match certificate " + cfg.cert);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
+      chain = load_certs(cfg.cert);
+      if (!chain) return chain.error();
+      key = load_private_key(cfg.key, cfg.key_permissions);
+      if (!key) return key.error();
     }
+    X509* leaf = chain.value().front().get();
     std::vector<X509*> own;
     for (auto& c : chain.value()) own.push_back(c.get());
     // C1/C3: key, signature hash, v3, SAN, EKU for our role, validity, on the leaf; key and hash
