@@ -12,6 +12,14 @@ namespace fp::proxy {
 
 namespace {
 
+// Empties the thread's error queue before a libssl call (STYLE: errors from an earlier call
+// must not be blamed on this one). BoringSSL's ERR_clear_error walks and frees all 16 slots
+// even when the queue is empty (~2.5 % of a keep-alive request's CPU in perf: ERR_clear_error
+// plus its OPENSSL_free calls, three times per request); peeking first costs one check.
+inline void clear_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 // One allocation of pending ciphertext; handed to the caller as is when it is the only one.
 struct Chunk {
   std::unique_ptr<char[]> data;
@@ -235,7 +243,7 @@ TlsTransport::BufferStats TlsTransport::buffer_stats() const {
 
 TlsTransport::Step TlsTransport::handshake() {
   if (handshake_done_) return Step::Done;
-  ERR_clear_error();
+  clear_errors();
   int rc = SSL_do_handshake(impl_->ssl.get());
   if (rc == 1) {
     handshake_done_ = true;
@@ -243,9 +251,9 @@ TlsTransport::Step TlsTransport::handshake() {
       // BoringSSL holds TLS 1.3 NewSessionTicket messages until the server's first write
       // (tls13_server.cc); a zero-byte write flushes them, so clients can resume even when the
       // app speaks second or never.
-      ERR_clear_error();
+      clear_errors();
       SSL_write(impl_->ssl.get(), "", 0);
-      ERR_clear_error();
+      clear_errors();
     }
     return Step::Done;
   }
@@ -258,7 +266,7 @@ TlsTransport::Step TlsTransport::handshake() {
 
 TlsTransport::ReadResult TlsTransport::read(char* buf, size_t cap) {
   ReadResult r;
-  ERR_clear_error();
+  clear_errors();
   int rc = SSL_read(impl_->ssl.get(), buf, static_cast<int>(cap));
   if (rc > 0) {
     r.bytes = static_cast<size_t>(rc);
@@ -281,7 +289,7 @@ bool TlsTransport::write(const char* data, size_t len) {
   // Every record of this write lands in one chunk, handed to the socket as is (take_output).
   impl_->out_hint = len + (len / kMaxPlainRecord + 1) * kRecordOverhead;
   while (len > 0) {
-    ERR_clear_error();
+    clear_errors();
     // STYLE 5.3: after WANT_WRITE retry with the same length; our BIO's writes never block,
     // so every call either takes a full chunk or fails.
     const int chunk = static_cast<int>(len > (1u << 30) ? (1u << 30) : len);
@@ -300,9 +308,9 @@ bool TlsTransport::write(const char* data, size_t len) {
 }
 
 void TlsTransport::shutdown() {
-  ERR_clear_error();
+  clear_errors();
   SSL_shutdown(impl_->ssl.get());
-  ERR_clear_error();
+  clear_errors();
 }
 
 size_t TlsTransport::pending_output() const { return impl_->out_bytes; }
