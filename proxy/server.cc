@@ -373,7 +373,29 @@ int Server::run(const std::string& config_path) {
     return kExitUsage;
   }
   if (!no_core) FP_LOG_WARN("cannot disable core dumps", {"detail", no_core.error().detail});
-  // 4. Bind (only now).
+  // 4. Bind (only now). The admin socket is bound later, on the control loop, after the workers
+  // start accepting: an admin address someone else holds is refused here, before anything is
+  // bound or served (AdminServer::start checks again).
+  if (rt->cfg.admin) {
+    const config::Address& a = rt->cfg.admin->address;
+    std::string held;
+    if (a.is_unix()) {
+      if (unix_socket_live(a.path)) {
+        held = a.text + ": bind: address already in use (a live socket: another process listens there)";
+      }
+    } else if (a.port != 0) {
+      Result<int> probe = open_tcp_listener(a, false, true);
+      if (probe) {
+        ::close(*probe);
+      } else if (probe.error().code == Code::Io) {
+        held = probe.error().detail;
+      }
+    }
+    if (!held.empty()) {
+      std::fprintf(stderr, "fipsproxy: admin %s\n", held.c_str());
+      return kExitRuntime;
+    }
+  }
   for (const auto& l : rt->listeners) {
     const config::Address& a = l->cfg->address;
     auto fds = bind_address(a, rt->workers);
