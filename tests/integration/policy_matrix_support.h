@@ -60,6 +60,11 @@ struct PTls {
 struct PListener {
   std::string name, address, cluster = "app";
   std::optional<PTls> tls;
+  std::string mode;  // "" = tcp (the default)
+  PListener() = default;
+  PListener(std::string n, std::string a, std::string c = "app", std::optional<PTls> t = std::nullopt,
+            std::string m = "")
+      : name(std::move(n)), address(std::move(a)), cluster(std::move(c)), tls(std::move(t)), mode(std::move(m)) {}
 };
 struct PCluster {
   std::string name = "app";
@@ -85,6 +90,7 @@ inline std::string render(const std::string& access_log, const std::vector<PList
   for (const auto& l : ls) {
     o << "\n[[listener]]\nname = \"" << l.name << "\"\naddress = \"" << l.address << "\"\ncluster = \"" << l.cluster
       << "\"\nhandshake_timeout = \"3s\"\n";
+    if (!l.mode.empty()) o << "mode = \"" << l.mode << "\"\n";
     if (l.tls) tls("listener", *l.tls, true);
   }
   for (const auto& c : cs) {

@@ -84,7 +84,8 @@ struct Scan {
 
   Scan() {
     REQUIRE(app.ok());
-    const uint16_t ec = free_tcp_port(), rsa = free_tcp_port(), ext = free_tcp_port(), mtls = free_tcp_port();
+    const uint16_t ec = free_tcp_port(), rsa = free_tcp_port(), ext = free_tcp_port(), mtls = free_tcp_port(),
+                   h1 = free_tcp_port(), reenc = free_tcp_port();
     PTls t_ec;
     t_ec.mtls = false;
     PTls t_rsa = t_ec;
@@ -92,17 +93,26 @@ struct Scan {
     PTls t_ext = t_ec;
     t_ext.profile = "extended";
     PTls t_mtls;  // require_client_cert = true
+    // Every listener kind: tcp (ECDSA, RSA, extended profile), mTLS, http1, and re-encryption
+    // (a tcp listener whose cluster originates TLS again: here to this proxy's own "ec" listener).
+    PTls to_self;
+    to_self.cert = "client";
+    to_self.sni = "server.example.org";
     const bool ok = px.start({{"ec", addr(ec), "app", t_ec},
                               {"rsa", addr(rsa), "app", t_rsa},
                               {"ext", addr(ext), "app", t_ext},
-                              {"mtls", addr(mtls), "app", t_mtls}},
-                             {{"app", app.endpoint(), std::nullopt}});
+                              {"mtls", addr(mtls), "app", t_mtls},
+                              {"h1", addr(h1), "app", t_ec, "http1"},
+                              {"reenc", addr(reenc), "self", t_ec}},
+                             {{"app", app.endpoint(), std::nullopt}, {"self", addr(ec), to_self}});
     INFO(px.log());
     REQUIRE(ok);
     targets = {{"ec", ec, kTls12Ecdsa, kGroups},
                {"rsa", rsa, kTls12Rsa, kGroups},
                {"ext", ext, kTls12Ecdsa, kGroupsExt},
-               {"mtls", mtls, kTls12Ecdsa, kGroups}};
+               {"mtls", mtls, kTls12Ecdsa, kGroups},
+               {"h1", h1, kTls12Ecdsa, kGroups},
+               {"reenc", reenc, kTls12Ecdsa, kGroups}};
   }
   double no_ems(const Target& t) const { return px.counter(rejection_key(t.name, "tls_no_ems")); }
 };
