@@ -11,6 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(FIPSPROXY_SANITIZE_BUILD)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include <cerrno>
 #include <charconv>
 #include <cstddef>
@@ -78,6 +82,18 @@ const std::vector<long>& allowed() {
       FP_SC(open) FP_SC(stat) FP_SC(lstat) FP_SC(access) FP_SC(readlink) FP_SC(rename)
       FP_SC(unlink) FP_SC(poll) FP_SC(select) FP_SC(epoll_wait) FP_SC(epoll_create) FP_SC(pipe)
       FP_SC(dup2) FP_SC(eventfd) FP_SC(accept) FP_SC(getrlimit) FP_SC(time) FP_SC(arch_prctl)
+#endif
+#if defined(FIPSPROXY_SANITIZE_BUILD)
+      // ASan+UBSan test builds only (CMake FIPSPROXY_SANITIZE), never the shipped binary:
+      // LeakSanitizer's check at exit clones a tracer task that makes the process dumpable again
+      // for the check (prctl PR_GET/SET_DUMPABLE, PR_SET_PTRACER, PR_SET_PDEATHSIG), attaches to
+      // every thread (ptrace ATTACH, GETREGSET, DETACH) after listing them in /proc/PID/task
+      // (getdents on x86_64), and waits for them (wait4). Without these the filter kills the
+      // proxy at exit (or only the tracer task, and the proxy waits for it forever).
+      FP_SC(prctl) FP_SC(ptrace) FP_SC(wait4)
+#if defined(__x86_64__)
+      FP_SC(getdents)
+#endif
 #endif
 #undef FP_SC
   };
@@ -279,6 +295,13 @@ size_t allowed_syscall_count() { return allowed().size(); }
 
 Result<void> install_seccomp(config::SeccompMode mode) {
   if (mode == config::SeccompMode::Off) return {};
+#if defined(FIPSPROXY_SANITIZE_BUILD)
+  // Sanitizer builds: start the symbolizer (llvm-symbolizer, a child process the runtime then
+  // talks to through pipes) now. Started lazily by the first report, it would need fork and
+  // execve under the filter, and the report would end in SIGSYS instead of a stack.
+  char sym[128];
+  __sanitizer_symbolize_pc(reinterpret_cast<void*>(&install_seccomp), "%p", sym, sizeof sym);
+#endif
   const uint32_t deny = mode == config::SeccompMode::Kill ? SECCOMP_RET_KILL_PROCESS : SECCOMP_RET_LOG;
   std::vector<sock_filter> prog;
   auto stmt = [&](uint16_t code, uint32_t k) { prog.push_back(BPF_STMT(code, k)); };
