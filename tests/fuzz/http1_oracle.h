@@ -238,7 +238,11 @@ inline Result parse_requests(std::string_view in, size_t max_leading_empty_lines
         if (digits == 0) { ok = false; break; }
         if (in[p] == ';') {
           ++p;
-          while (p < in.size() && in[p] != '\r' && vchar_or_ws(static_cast<unsigned char>(in[p]))) ++p;
+          // policy (parser.cc): no obs-text in a chunk extension, even in a quoted string
+          while (p < in.size() && in[p] != '\r' && vchar_or_ws(static_cast<unsigned char>(in[p])) &&
+                 static_cast<unsigned char>(in[p]) < 0x80) {
+            ++p;
+          }
           if (p == in.size()) { ok = false; fail = Outcome::Incomplete; break; }
         }
         if (in[p] != '\r') { ok = false; break; }
