@@ -56,6 +56,11 @@ packages=(
   # abuse tests: slow-attack tool + its client-cert wrapper (C16/C18), raw TLS records (C21)
   slowhttptest socat python3-cryptography
 )
+# --sanitize: clang's ASan/UBSan runtimes and the sanitizer interface headers (not pulled in by
+# clang without recommends; a fresh Debian root failed the CI sanitizer build without them).
+if [ "$sanitize" = ON ]; then
+  packages+=(libclang-rt-14-dev)
+fi
 
 step apt "Debian packages"
 if [ "$do_apt" = 1 ]; then
