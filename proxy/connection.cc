@@ -666,13 +666,7 @@ bool Connection::http_dispatch(filters::http1::RequestHead& head, std::string_vi
   }
   if (bound) release_upstream(!http_->up_stray && http_->release_pending);
   http_->release_pending = false;
-  state_ = State::Connecting;
-  if (listener_.cfg->egress) {
-    connect_egress();
-  } else {
-    lb_started_ = false;
-    connect_upstream();
-  }
+  connect_for_request();
   return false;
 }
 
@@ -910,13 +904,7 @@ void Connection::http_settle() {
   if (closing_) return;
   if (http_->waiting) {
     // A request for another destination waited behind that response.
-    state_ = State::Connecting;
-    if (listener_.cfg->egress) {
-      connect_egress();
-    } else {
-      lb_started_ = false;
-      connect_upstream();
-    }
+    connect_for_request();
     return;
   }
   if (down_.read_eof && !http_in_flight()) {
@@ -1016,13 +1004,7 @@ bool Connection::http_retry_fresh(std::string_view why) {
   http_->retrying = true;
   http_->fresh_only = true;
   stop_reading(down_);
-  state_ = State::Connecting;
-  if (listener_.cfg->egress) {
-    connect_egress();
-  } else {
-    lb_started_ = false;
-    connect_upstream();
-  }
+  connect_for_request();
   return true;
 }
 
@@ -1074,6 +1056,18 @@ void Connection::release_upstream(bool reuse) {
     idle_ms = static_cast<uint64_t>(listener_.cluster->cfg->idle_connection_timeout.count());
   }
   worker_.pool().put(key, upstream_label(), std::move(old), max_idle, idle_ms);
+}
+
+// A parked request needs an upstream: its egress destination, or a pick from the cluster (the
+// load balancer starts over: every endpoint may be tried again).
+void Connection::connect_for_request() {
+  state_ = State::Connecting;
+  if (listener_.cfg->egress) {
+    connect_egress();
+  } else {
+    lb_started_ = false;
+    connect_upstream();
+  }
 }
 
 std::unique_ptr<Connection::Endpoint> Connection::take_pooled() {

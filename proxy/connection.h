@@ -92,6 +92,7 @@ class Connection {
   void release_upstream(bool reuse);
   bool http_retry_fresh(std::string_view why);
   std::unique_ptr<Endpoint> take_pooled();
+  void connect_for_request();
   void bind_pooled(std::unique_ptr<Endpoint> ep);
   void connect_egress();
   void connect_egress_next();  // the next resolved address of the destination
