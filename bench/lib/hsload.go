@@ -118,21 +118,11 @@ func main() {
 	}
 	wg.Wait()
 	wall := time.Since(t0).Seconds()
-	var all []float64
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	sort.Float64s(all)
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[int(p*float64(len(all)-1))]
-	}
+	p50, p99 := percentiles(lats)
 	fe, _ := firstErr.Load().(string)
 	vi, _ := vinfo.Load().(string)
 	fmt.Printf("conns=%d errors=%d wall_s=%.2f rate=%.0f p50_ms=%.2f p99_ms=%.2f %s first_error=%s\n",
-		done, errs, wall, float64(done)/wall, pct(0.50), pct(0.99), vi, strings.ReplaceAll(fe, " ", "_"))
+		done, errs, wall, float64(done)/wall, p50, p99, vi, strings.ReplaceAll(fe, " ", "_"))
 }
 
 func one(addr string, cfg *tls.Config, mode string, req []byte, to time.Duration, vinfo *atomic.Value) error {
@@ -238,21 +228,11 @@ func keepalive(addr string, cfg *tls.Config, path string, conc int, dur time.Dur
 	}
 	wg.Wait()
 	wall := time.Since(t0).Seconds()
-	var all []float64
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	sort.Float64s(all)
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[int(p*float64(len(all)-1))]
-	}
+	p50, p99 := percentiles(lats)
 	fe, _ := firstErr.Load().(string)
 	vi, _ := vinfo.Load().(string)
 	fmt.Printf("reqs=%d errors=%d conns=%d wall_s=%.2f rate=%.0f p50_ms=%.2f p99_ms=%.2f %s first_error=%s\n",
-		done, errs, conns, wall, float64(done)/wall, pct(0.50), pct(0.99), vi, strings.ReplaceAll(fe, " ", "_"))
+		done, errs, conns, wall, float64(done)/wall, p50, p99, vi, strings.ReplaceAll(fe, " ", "_"))
 }
 
 // readResponse reads one response: a 200 status line, fields with one Content-Length, then that
@@ -301,4 +281,18 @@ func readResponse(br *bufio.Reader) (bool, error) {
 		return false, fmt.Errorf("body: %v", err)
 	}
 	return again, nil
+}
+
+// percentiles merges the per-worker latency samples (ms) and returns p50 and p99 (0 when empty).
+func percentiles(lats [][]float64) (float64, float64) {
+	var all []float64
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return 0, 0
+	}
+	sort.Float64s(all)
+	at := func(p float64) float64 { return all[int(p*float64(len(all)-1))] }
+	return at(0.50), at(0.99)
 }
