@@ -427,7 +427,11 @@ void Connection::forward(Endpoint& from, const char* data, size_t len) {
     if (from.is_down) {
       http_from_down(data, len);
     } else {
+      // A response read usually yields a rebuilt head and then the body that came with it:
+      // both are sealed as they come and leave in one send (one write syscall, not two).
+      down_.corked = true;
       http_from_up(data, len);
+      uncork(down_);
     }
     return;
   }
@@ -660,13 +664,17 @@ bool Connection::http_dispatch(filters::http1::RequestHead& head, std::string_vi
   // Park the request (and whatever followed it) until an upstream is ready.
   http_->waiting = true;
   http_->held.assign(rest.data(), rest.size());
-  stop_reading(down_);
   if (bound && !http_->release_pending && http_->responses < http_->requests) {
+    stop_reading(down_);
     return false;  // another destination's response is in flight: wait for it (http_settle)
   }
   if (bound) release_upstream(!http_->up_stray && http_->release_pending);
   http_->release_pending = false;
   connect_for_request();
+  // A pooled upstream was bound at once (and the request sent): the client was never paused.
+  // Otherwise its reads stop until the upstream is ready (each pause and resume costs libuv
+  // two epoll_ctl calls, so only a real wait pays them).
+  if (http_->waiting && !closing_) stop_reading(down_);
   return false;
 }
 
@@ -1075,12 +1083,11 @@ std::unique_ptr<Connection::Endpoint> Connection::take_pooled() {
     http_->fresh_only = false;
     return nullptr;
   }
-  return worker_.pool().take(http_->up_key);
+  return worker_.pool().take(http_->up_key, this, on_alloc, on_read);
 }
 
 void Connection::bind_pooled(std::unique_ptr<Endpoint> ep) {
-  up_ = std::move(ep);
-  up_->h.handle.data = this;
+  up_ = std::move(ep);  // already reading, into this connection (UpstreamPool::take)
   up_->bytes_in = up_->bytes_out = 0;
   up_info_ = up_->info;
   up_tls_done_ = up_->tls_done;
@@ -1161,7 +1168,7 @@ void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
       fail(to.tls->failure(side_of(to)));
       return;
     }
-    flush(to);
+    if (!to.corked) flush(to);
   } else {
     write_copy(to, data, len);
   }
@@ -1172,6 +1179,12 @@ void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
 }
 
 // --- writing ------------------------------------------------------------------------------
+
+void Connection::uncork(Endpoint& ep) {
+  if (!ep.corked) return;
+  ep.corked = false;
+  if (!closing_) flush(ep);
+}
 
 void Connection::flush(Endpoint& ep) {
   if (!ep.tls || ep.tls->pending_output() == 0) return;
@@ -1825,6 +1838,7 @@ void Connection::audit_handshake(Endpoint& ep, const Error* failure) {
 
 void Connection::fail(Error error) {
   if (closing_) return;
+  uncork(down_);  // what was sealed before the failure still goes out (a truncated body, say)
   if (http_ && !http_->refusing && error.side == Side::Upstream && http_in_flight() &&
       !http_->response_head_sent && (down_tls_done_ || !down_.tls)) {
     // http1: an upstream that failed before answering (TLS policy, identity, reset) gets the

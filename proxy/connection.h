@@ -100,6 +100,7 @@ class Connection {
   void write_request_log(int status, std::string_view reason);
   void send_down(const std::string& bytes);
   void flush(Endpoint& ep);
+  void uncork(Endpoint& ep);
   // Queues `len` bytes of `data` (owned) on the socket.
   void write_raw(Endpoint& ep, std::unique_ptr<char[]> data, size_t len);
   void write_copy(Endpoint& ep, const char* data, size_t len);

@@ -42,8 +42,6 @@ bool UpstreamPool::put(const std::string& key, const std::string& label, std::un
     TlsTransport::ReadResult r = s->tls->read(scratch_.get(), kScratch);
     if (r.bytes != 0 || r.eof || r.failed || s->tls->pending_output() != 0) return refuse("stray_bytes");
   }
-  uv_read_stop(&s->h.stream);
-  s->reading = false;
   s->paused = false;
   if (!sweep_inited_) {
     uv_timer_init(loop_, &sweep_);
@@ -61,13 +59,15 @@ bool UpstreamPool::put(const std::string& key, const std::string& label, std::un
   e->s = std::move(s);
   e->parked_ms = uv_now(loop_);
   e->expires_ms = e->parked_ms + idle_timeout_ms;
-  e->s->h.handle.data = e;
-  if (uv_read_start(&e->s->h.stream, on_alloc, on_read) != 0) {
+  if (!hand_over(*e->s, e, on_alloc, on_read)) {
     e->closing = true;
+    uv_read_stop(&e->s->h.stream);
     uv_close(&e->s->h.handle, on_entry_closed);
     stats_.add(series("fipsproxy_upstream_pool_closed_total", {{"upstream", label}, {"reason", "error"}}));
     return false;
   }
+  // A key's queue stays when it empties (take() does not erase it): the next put() of a
+  // keep-alive exchange finds it without allocating. sweep() drops empty queues.
   std::deque<Entry*>& q = by_key_[key];
   q.push_back(e);
   ++count_;
@@ -75,26 +75,43 @@ bool UpstreamPool::put(const std::string& key, const std::string& label, std::un
   return true;
 }
 
-std::unique_ptr<StreamEnd> UpstreamPool::take(const std::string& key) {
+std::unique_ptr<StreamEnd> UpstreamPool::take(const std::string& key, void* data, uv_alloc_cb alloc_cb,
+                                              uv_read_cb read_cb) {
   const uint64_t now = uv_now(loop_);
   for (;;) {
     auto it = by_key_.find(key);
     if (it == by_key_.end() || it->second.empty()) return nullptr;
     Entry* e = it->second.back();  // most recent: the least likely to have been closed by the server
     if (e->expires_ms <= now) {
-      close_entry(e, "idle_timeout");  // removes it (and the key when empty)
+      close_entry(e, "idle_timeout");  // removes it
       continue;
     }
     it->second.pop_back();
-    if (it->second.empty()) by_key_.erase(it);
     --count_;
-    uv_read_stop(&e->s->h.stream);
     std::unique_ptr<StreamEnd> s = std::move(e->s);
-    s->h.handle.data = nullptr;
-    s->reading = false;
+    const std::string label = std::move(e->label);
     delete e;
+    if (!hand_over(*s, data, alloc_cb, read_cb)) {
+      stats_.add(series("fipsproxy_upstream_pool_closed_total", {{"upstream", label}, {"reason", "error"}}));
+      close_socket(std::move(s));
+      continue;
+    }
     return s;
   }
+}
+
+bool UpstreamPool::hand_over(StreamEnd& s, void* data, uv_alloc_cb alloc_cb, uv_read_cb read_cb) {
+  s.h.handle.data = data;
+  if (s.reading) {
+    // uv_read_start() stores exactly these two fields; while the stream is reading, libuv reads
+    // them at each readable event.
+    s.h.stream.alloc_cb = alloc_cb;
+    s.h.stream.read_cb = read_cb;
+    return true;
+  }
+  if (uv_read_start(&s.h.stream, alloc_cb, read_cb) != 0) return false;
+  s.reading = true;
+  return true;
 }
 
 void UpstreamPool::close_entry(Entry* e, const char* why) {
@@ -104,7 +121,6 @@ void UpstreamPool::close_entry(Entry* e, const char* why) {
   if (it != by_key_.end()) {
     auto& q = it->second;
     q.erase(std::remove(q.begin(), q.end(), e), q.end());
-    if (q.empty()) by_key_.erase(it);
   }
   --count_;
   stats_.add(series("fipsproxy_upstream_pool_closed_total", {{"upstream", e->label}, {"reason", why}}));
@@ -133,6 +149,7 @@ void UpstreamPool::sweep() {
     }
   }
   for (Entry* e : expired) close_entry(e, "idle_timeout");
+  std::erase_if(by_key_, [](const auto& kv) { return kv.second.empty(); });  // old generations' keys
   if (count_ == 0 && sweep_inited_) uv_timer_stop(&sweep_);
 }
 

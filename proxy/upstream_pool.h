@@ -38,6 +38,7 @@ struct StreamEnd {
   std::unique_ptr<TlsTransport> tls;
   bool reading = false;
   bool paused = false;  // reading stopped for backpressure
+  bool corked = false;  // TLS: records written to it are sealed now, sent at the uncork
   bool read_eof = false;
   bool shutdown_started = false;
   bool shutdown_done = false;
@@ -65,15 +66,25 @@ class UpstreamPool {
   // Returns false (and closes `s`) when it cannot be kept (max_idle 0, TLS holds stray data).
   bool put(const std::string& key, const std::string& label, std::unique_ptr<StreamEnd> s,
            size_t max_idle, uint64_t idle_timeout_ms);
-  // The most recently parked live socket under `key`, detached from the pool (reading stopped,
-  // handle data unset: the caller sets it and starts reading), or null.
-  std::unique_ptr<StreamEnd> take(const std::string& key);
+  // The most recently parked live socket under `key`, detached from the pool and handed to the
+  // caller's read callbacks (`data` becomes the handle's data), or null. It keeps reading
+  // throughout: see hand_over().
+  std::unique_ptr<StreamEnd> take(const std::string& key, void* data, uv_alloc_cb alloc_cb,
+                                  uv_read_cb read_cb);
   // Closes every idle socket (drain, worker stop).
   void close_all();
   size_t idle() const { return count_; }
 
   // Closes a socket nobody owns any more (its handle's close callback frees it).
   static void close_socket(std::unique_ptr<StreamEnd> s);
+
+  // Points a socket's reads at new callbacks and handle data. A socket that is reading keeps
+  // reading: its callbacks are swapped in place. uv_read_stop() + uv_read_start() would cost two
+  // epoll_ctl calls per handover in libuv 1.44 (a stop drops the watcher's registered events, the
+  // next start re-adds: EPOLL_CTL_ADD fails with EEXIST, then EPOLL_CTL_MOD), and an HTTP/1
+  // keep-alive request hands its upstream over twice (to the pool and back). A socket that is not
+  // reading is started. Returns false when uv_read_start fails.
+  static bool hand_over(StreamEnd& s, void* data, uv_alloc_cb alloc_cb, uv_read_cb read_cb);
 
  private:
   struct Entry;
