@@ -182,6 +182,7 @@ struct Connection::Http {
   bool log_requests = false;              // the access log is on
   std::string cluster_key;                // pool key prefix of the listener's cluster
   std::array<std::string, 6> status_series;  // fipsproxy_http1_requests_total per status class
+  std::string reuse_series_label, reuse_series;  // fipsproxy_upstream_pool_reuses_total
 };
 
 struct Connection::WriteReq {
@@ -1041,7 +1042,9 @@ void Connection::release_upstream(bool reuse) {
   up_audited_ = false;
   const std::string key = std::move(http_->up_key);
   http_->up_key.clear();
-  http_->resp = std::make_unique<filters::http1::ResponseParser>();
+  // A parser between messages is as good as a new one for the next upstream (and keeps its
+  // buffers); one left mid-message or failed is replaced.
+  if (!http_->resp->idle()) http_->resp = std::make_unique<filters::http1::ResponseParser>();
   http_->response_head_sent = false;
   if (!reuse || old->queued != 0 || old->shutdown_started) {
     if (old->queued != 0) {
@@ -1095,7 +1098,12 @@ void Connection::bind_pooled(std::unique_ptr<Endpoint> ep) {
   up_connected_ = true;
   upstream_addr_ = up_->addr;
   ++http_->upstream_reuses;
-  worker_.stats().add(series("fipsproxy_upstream_pool_reuses_total", {{"upstream", upstream_label()}}));
+  std::string label = upstream_label();
+  if (label != http_->reuse_series_label) {  // per connection: one series string per upstream
+    http_->reuse_series = series("fipsproxy_upstream_pool_reuses_total", {{"upstream", label}});
+    http_->reuse_series_label = std::move(label);
+  }
+  worker_.stats().add(http_->reuse_series);
   established();
 }
 

@@ -344,7 +344,12 @@ void Worker::new_connection(const std::string& address, uv_stream_t* server, int
 }
 
 Worker::LbState& Worker::lb_state(const ClusterRuntime& cluster) {
-  LbState& st = lb_[cluster.cfg->name];
+  if (lb_last_ == nullptr || *lb_last_name_ != cluster.cfg->name) {
+    auto it = lb_.try_emplace(cluster.cfg->name).first;
+    lb_last_name_ = &it->first;
+    lb_last_ = &it->second;
+  }
+  LbState& st = *lb_last_;
   const size_t n = cluster.cfg->endpoints.size();
   if (st.active.size() != n) {
     st.current_weight.assign(n, 0);
@@ -361,8 +366,8 @@ int Worker::pick_endpoint(const ClusterRuntime& cluster, const std::vector<bool>
   const config::Cluster& c = *cluster.cfg;
   const size_t n = c.endpoints.size();
   const uint64_t now = uv_now(&loop_);
-  std::vector<size_t> eligible;
-  eligible.reserve(n);
+  std::vector<size_t>& eligible = eligible_;
+  eligible.clear();
   for (size_t i = 0; i < n; ++i) {
     if (i < tried.size() && tried[i]) continue;
     const bool healthy = !cluster.health || cluster.health->up[i].load(std::memory_order_relaxed);

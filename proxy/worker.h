@@ -129,6 +129,11 @@ class Worker {
   };
   LbState& lb_state(const ClusterRuntime& cluster);
   std::map<std::string, LbState> lb_;  // by cluster name; reset when its endpoint count changes
+  // The last lb_state() lookup (map nodes are never erased, so the pointer stays valid): an
+  // HTTP/1 keep-alive request looks its cluster up four times.
+  const std::string* lb_last_name_ = nullptr;
+  LbState* lb_last_ = nullptr;
+  std::vector<size_t> eligible_;  // pick_endpoint scratch
   uint64_t rng_ = 0x9e3779b97f4a7c15ull;
   uint64_t next_conn_id_ = 0;
   unsigned next_unix_target_ = 0;

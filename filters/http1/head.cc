@@ -84,6 +84,29 @@ std::string_view framing_name(Framing f) noexcept {
   return "none";
 }
 
+void RequestHead::reset() {
+  // Every field back to its default (a new field needs no change here), the buffers kept.
+  std::string m = std::move(method), t = std::move(target);
+  Headers h = std::move(headers);
+  m.clear();
+  t.clear();
+  h.clear();
+  *this = RequestHead{};
+  method = std::move(m);
+  target = std::move(t);
+  headers = std::move(h);
+}
+
+void ResponseHead::reset() {
+  std::string r = std::move(reason);
+  Headers h = std::move(headers);
+  r.clear();
+  h.clear();
+  *this = ResponseHead{};
+  reason = std::move(r);
+  headers = std::move(h);
+}
+
 std::string RequestHead::path() const {
   if (target == "*") return "/";
   if (!absolute_form) return target;

@@ -67,6 +67,8 @@ struct RequestHead {
   // "METHOD target HTTP/1.x\r\n" + "name: value\r\n"... + "\r\n".
   std::string serialize() const;
   void serialize_to(std::string& out) const;
+  // Back to a default-constructed head, keeping the buffers (the next head reuses them).
+  void reset();
 };
 
 struct ResponseHead {
@@ -81,6 +83,8 @@ struct ResponseHead {
 
   std::string serialize() const;
   void serialize_to(std::string& out) const;
+  // Back to a default-constructed head, keeping the buffers (the next head reuses them).
+  void reset();
 };
 
 }  // namespace fp::filters::http1

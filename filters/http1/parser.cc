@@ -219,6 +219,8 @@ class Core {
   bool reusable = false;
 
   size_t retained_bytes() const noexcept { return head_.capacity() + trailer_line_.capacity(); }
+  // Between messages with nothing outstanding: what a fresh response parser would be.
+  bool idle() const noexcept { return phase_ == Phase::Idle && expected_head_.empty(); }
 
  private:
   enum class Phase { Idle, Head, PendingComplete, BodyLength, BodyChunked, Trailers, BodyEof, Closed, Failed };
@@ -767,9 +769,9 @@ class Core {
     if (!next_head_clears_) return;
     next_head_clears_ = false;
     if (request_) {
-      req = RequestHead{};
+      req.reset();
     } else {
-      resp = ResponseHead{};
+      resp.reset();
     }
   }
   // ---- llhttp callbacks (noexcept C trampolines)
@@ -867,5 +869,6 @@ const ParseError& ResponseParser::error() const noexcept { return core_->err; }
 const ParserStats& ResponseParser::stats() const noexcept { return core_->stats; }
 size_t ResponseParser::retained_bytes() const noexcept { return core_->retained_bytes(); }
 bool ResponseParser::reusable() const noexcept { return core_->reusable; }
+bool ResponseParser::idle() const noexcept { return core_->idle(); }
 
 }  // namespace fp::filters::http1

@@ -189,6 +189,9 @@ class ResponseParser {
   size_t retained_bytes() const noexcept;
   // After MessageComplete of a final response: may this upstream connection be reused?
   bool reusable() const noexcept;
+  // Between responses, none outstanding: it may serve the next upstream connection as a new
+  // parser would (llhttp is at a message boundary; only buffers and counters carry over).
+  bool idle() const noexcept;
 
  private:
   std::unique_ptr<detail::Core> core_;
