@@ -26,6 +26,36 @@ BACKEND_SOCK=$RUN_DIR/backend.sock
 ORIGIN_PORT=28600
 ADMIN_SOCK=$RUN_DIR/fipsproxy-admin.sock
 
+# All load steps of lib/measure.sh, in their order (bench/run.sh and measure.sh default to these).
+BENCH_TESTS_ALL=idle,hs13,hs12,hsmtls,cps,keepalive,kamtls,kahttp,latency,bulk,orig
+
+# Hypervisor steal: the 8th value of a cpuN line of /proc/stat ("steal", ticks of CLK_TCK) is the
+# time the VM's vCPU wanted to run but the host ran something else. Measured per step on the proxy
+# and client cores; a step with a few % steal has noisy tail latency whatever the proxy.
+STEAL_WARN_PCT=${STEAL_WARN_PCT:-5}
+cpu_list_expand() {  # "0-3,5" -> "0 1 2 3 5" (a taskset list)
+  local part parts out=()
+  IFS=, read -ra parts <<<"$1"
+  for part in "${parts[@]}"; do
+    if [[ $part == *-* ]]; then out+=($(seq "${part%-*}" "${part#*-}")); else out+=("$part"); fi
+  done
+  echo "${out[*]}"
+}
+steal_ticks() {  # steal_ticks CPULIST -> steal ticks summed over those cores
+  awk -v l=" $(cpu_list_expand "$1") " '$1 ~ /^cpu[0-9]+$/ && index(l, " " substr($1, 4) " ") {s += $9}
+       END {print s + 0}' /proc/stat
+}
+steal_begin() { ST_t0=$(date +%s.%N); ST_p0=$(steal_ticks "$PROXY_CPU"); ST_c0=$(steal_ticks "$CLIENT_CPU"); }
+steal_end() {  # sets ST_proxy / ST_client: % of the wall time since steal_begin stolen (mean per core)
+  local t1 p1 c1 np nc clk
+  t1=$(date +%s.%N); p1=$(steal_ticks "$PROXY_CPU"); c1=$(steal_ticks "$CLIENT_CPU"); clk=$(getconf CLK_TCK)
+  np=$(wc -w <<<"$(cpu_list_expand "$PROXY_CPU")"); nc=$(wc -w <<<"$(cpu_list_expand "$CLIENT_CPU")")
+  read -r ST_proxy ST_client < <(awk -v dp=$((p1 - ST_p0)) -v dc=$((c1 - ST_c0)) -v np="$np" -v nc="$nc" \
+    -v k="$clk" -v w="$(awk -v a="$ST_t0" -v b="$t1" 'BEGIN{print b-a}')" \
+    'BEGIN { if (w <= 0 || np < 1 || nc < 1) print "NA NA"; else printf "%.1f %.1f\n", 100*dp/k/np/w, 100*dc/k/nc/w }')
+}
+steal_high() { awk -v a="$ST_proxy" -v b="$ST_client" -v t="$STEAL_WARN_PCT" 'BEGIN{exit !(a+0 > t || b+0 > t)}'; }
+
 target_field() { awk -v n="$1" -v c="$2" '$1==n {print $c}' <<<"$TARGETS_TABLE"; }
 target_names() { awk 'NF {print $1}' <<<"$TARGETS_TABLE"; }
 
