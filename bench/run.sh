@@ -3,6 +3,9 @@
 #   bench/run.sh [--quick] [--rounds N] [--targets fipsproxy,haproxy,nginx] [--tests LIST]
 #                [--no-coldstart] [--results DIR]
 # --quick: 1 round, 3 s steps, 3 cold starts. Default: 3 rounds, 10 s steps, 10 cold starts.
+# With more than one target, `latency` is not measured in the per-target rounds but afterwards, with all
+# targets running at once: LAT_SLICES (6) slices of DURATION s per target, round-robin (lib/latency.sh),
+# so every target sees the same hypervisor steal; with one target it stays a step of its rounds.
 # Prints BENCH label=… metric=… value=… unit=… round=… lines and a markdown table (median per
 # metric, ratio fipsproxy / best peer). Writes bench/results/<utc-ts>/{results.tsv,run.log,table.md,policy.txt}.
 # Installs nothing: a missing tool is named with its Debian package and the run stops.
@@ -18,14 +21,14 @@ while (( $# )); do
     --tests) TESTS_ARG=${2:?}; shift ;;
     --no-coldstart) COLD=0 ;;
     --results) RESULTS=${2:?}; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 [[ $QUICK == 1 ]] && { export DURATION=${DURATION:-3} HS_TIME=${HS_TIME:-3} IDLE_HOLD=${IDLE_HOLD:-2}; COLD_RUNS=${COLD_RUNS:-3}; }
 COLD_RUNS=${COLD_RUNS:-10}
-[[ -n $TESTS_ARG ]] && export TESTS=$TESTS_ARG
+ALL_TESTS=${TESTS_ARG:-${TESTS:-$BENCH_TESTS_ALL}}
 
 # ---- dependencies (checked, never installed here) ----
 missing=()
@@ -48,6 +51,12 @@ mkdir -p "$RESULTS" "$RUN_DIR" "$LOG_DIR" "$FB_ROOT/bin"
 export OUT=$RESULTS/results.tsv; : > "$OUT"
 IFS=, read -ra TLIST <<<"$TARGETS"
 for t in "${TLIST[@]}"; do target_field "$t" 2 | grep -q . || { echo "unknown target $t" >&2; exit 2; }; done
+# latency: interleaved over all targets after the rounds (lib/latency.sh), unless only one target
+INTERLEAVE=0
+if [[ ",$ALL_TESTS," == *,latency,* && ${#TLIST[@]} -gt 1 ]]; then
+  INTERLEAVE=1; ALL_TESTS=$(tr , '\n' <<<"$ALL_TESTS" | grep -vx latency | paste -sd,)
+fi
+export TESTS=$ALL_TESTS   # what measure.sh runs in the rounds (may be empty: then only start + policy)
 
 stop_all() { for t in "${TLIST[@]}"; do stop_one "$t" >/dev/null; done; stop_one backend >/dev/null; }
 trap 'stop_all' EXIT
@@ -85,10 +94,21 @@ for r in $(seq 1 "$ROUNDS"); do
       done
       grep "^\[$t\].*policy=" "$RESULTS/policy.txt"
     fi
-    ROUND=$r "$HERE/lib/measure.sh" "$t"
+    [[ -n $TESTS ]] && ROUND=$r "$HERE/lib/measure.sh" "$t"
     stop_one "$t"
   done
+  [[ -z $TESTS ]] && break   # nothing measured per target: one round (the policy checks) is enough
 done
+
+# ---- fixed-rate latency, interleaved: all targets up at once, slices round-robin ----
+if [[ $INTERLEAVE == 1 ]]; then
+  echo "## latency: all targets at once, ${LAT_SLICES:-6} slices x ${DURATION:-10}s each, round-robin"
+  up=()
+  for t in "${TLIST[@]}"; do start_one "$t" && up+=("$t"); done
+  sleep 1
+  (( ${#up[@]} )) && timeout $(( ${#up[@]} * ${LAT_SLICES:-6} * (${DURATION:-10} + 35) + 60 )) "$HERE/lib/latency.sh" "${up[@]}"
+  for t in "${up[@]}"; do stop_one "$t"; done
+fi
 
 # ---- cold start: exec -> listening -> first TLS handshake (-> /ready for fipsproxy) ----
 if [[ $COLD == 1 ]]; then

@@ -2,6 +2,10 @@
 """Markdown table from a results TSV (label metric value unit round): the median over rounds per
 target and metric, (min–max) with --range, and the ratio fipsproxy / best peer (best = highest for
 rates, lowest for latency, memory and start times, marked ↓).
+Rounds named sK are the slices of the interleaved fixed-rate latency (lib/latency.sh): their cells
+are the median over slices, and `*_paired_ratio` rows are already ref / best peer per slice cycle
+(the ratio column repeats their median). The CPU steal rows give, per target, the highest steal %
+(hypervisor, /proc/stat) of any step or slice on the proxy and the client core(s).
   table.py results.tsv [--range] [--ref fipsproxy]"""
 import statistics, sys
 from collections import defaultdict
@@ -18,6 +22,8 @@ ROWS = [  # (header, metric, format, lower_is_better)
     ("fixed-rate p50 ms (10 conns x 10 ms think)", "lat1k_p50_ms", "{:.3f}", True),
     ("fixed-rate p99 ms", "lat1k_p99_ms", "{:.3f}", True),
     ("fixed-rate achieved req/s", "lat1k_rps", "{:.0f}", None),
+    ("fixed-rate p50, paired: fipsproxy / best peer in the same cycle", "lat1k_p50_paired_ratio", "{:.2f}", "paired"),
+    ("fixed-rate p99, paired: fipsproxy / best peer in the same cycle", "lat1k_p99_paired_ratio", "{:.2f}", "paired"),
     ("bulk 1 MiB MiB/s", "bulk1m_mib_s", "{:.0f}", False),
     ("bulk 1 MiB MiB/s per proxy core", "bulk1m_mib_s_per_core", "{:.0f}", False),
     ("CPU core-s per GiB forwarded (bulk)", "bulk1m_cpu_s_per_gib", "{:.2f}", True),
@@ -39,12 +45,17 @@ ROWS = [  # (header, metric, format, lower_is_better)
     ("cold start: exec -> /ready 200 ms", "cold_ready_ms", "{:.1f}", True),
     ("errors (sum of all steps)", "errors_total", "{:.0f}", True),
     ("calib P-256 sign/wall-s on core 0 (quiet ~50k)", "calib_sign_start", "{:.0f}", None),
+    ("CPU steal on the proxy core, max over steps (%)", "steal_proxy_max", "{:.1f}", None),
+    ("CPU steal on the client core, max over steps (%)", "steal_client_max", "{:.1f}", None),
 ]
+STEAL_WARN_PCT = 5.0
 
 def main(path):
     ref = sys.argv[sys.argv.index("--ref") + 1] if "--ref" in sys.argv else "fipsproxy"
     data = defaultdict(lambda: defaultdict(list))
     errs = defaultdict(lambda: defaultdict(float))
+    steal = defaultdict(lambda: defaultdict(list))  # label -> core -> [% per step]
+    steal_hi = defaultdict(set)                      # label -> {(round, step)} above STEAL_WARN_PCT
     order = []
     for line in open(path):
         f = line.rstrip("\n").split("\t")
@@ -62,9 +73,19 @@ def main(path):
         data[label][metric].append(v)
         if metric.endswith("_errors"):
             errs[label][rnd] += v
+        for core in ("proxy", "client"):
+            if metric.endswith(f"_steal_{core}_pct"):
+                steal[label][core].append(v)
+                if v > STEAL_WARN_PCT:
+                    steal_hi[label].add((rnd, metric[: -len(f"_steal_{core}_pct")]))
     for l in order:
-        for r, v in errs[l].items():
-            data[l]["errors_total"].append(v)
+        # errors of the rounds, plus those of the interleaved latency slices (rounds sK, shared by the run)
+        extra = sum(v for r, v in errs[l].items() if not r.isdigit())
+        per_round = [v + extra for r, v in errs[l].items() if r.isdigit()]
+        data[l]["errors_total"] += per_round or ([extra] if errs[l] else [])
+        for core in ("proxy", "client"):
+            if steal[l][core]:
+                data[l][f"steal_{core}_max"] = [max(steal[l][core])]
     cols = ([ref] if ref in order else []) + [l for l in order if l != ref]
     print("| metric | " + " | ".join(cols) + f" | {ref} / best peer |")
     print("|---|" + "---|" * (len(cols) + 1))
@@ -84,7 +105,9 @@ def main(path):
             cells.append(cell)
         peers = [med[l] for l in cols if l != ref and l in med]
         ratio = "–"
-        if lower is not None and ref in med and peers:
+        if lower == "paired":
+            ratio = f(med[ref]) + " ↓" if ref in med else "–"
+        elif lower is not None and ref in med and peers:
             best = min(peers) if lower else max(peers)
             if best > 0:
                 ratio = f"{med[ref] / best:.2f}" + (" ↓" if lower else "")
@@ -92,8 +115,17 @@ def main(path):
                 ratio = "= (0)"
         print(f"| {head} | " + " | ".join(cells) + f" | {ratio} |")
     rounds = {l: len(data[l].get("calib_sign_start", [])) for l in cols}
-    print("\nmedian over rounds; rounds per target: " + ", ".join(f"{l}={n}" for l, n in rounds.items())
-          + ". Ratio: rates >1 = fipsproxy ahead; rows marked ↓ (latency, memory, time): <1 = fipsproxy ahead.")
+    print("\nmedian over rounds; rounds per target: " + (", ".join(f"{l}={n}" for l, n in rounds.items())
+          if any(rounds.values()) else "none (no per-target step)") + ". Ratio: rates >1 = fipsproxy ahead; rows marked ↓ (latency, memory, time): <1 = fipsproxy ahead.")
+    slices = {l: sum(1 for r, v in errs[l].items() if r.startswith("s")) for l in cols}
+    if any(slices.values()):
+        print("fixed-rate rows: all targets running at once, measured in interleaved slices (round-robin),"
+              " median over slices; slices per target: " + ", ".join(f"{l}={n}" for l, n in slices.items())
+              + ". The paired rows: median over cycles of fipsproxy's slice / the best peer's slice of the same cycle.")
+    if any(steal_hi[l] for l in cols):
+        print(f"CPU steal above {STEAL_WARN_PCT:.0f} % (either core) in: "
+              + ", ".join(f"{l} {len(steal_hi[l])} of {len(steal[l]['proxy'])} steps/slices" for l in cols)
+              + ": the hypervisor took CPU from this VM there; latency tails of those steps show the host.")
 
 if __name__ == "__main__":
     main(sys.argv[1])
