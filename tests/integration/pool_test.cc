@@ -166,3 +166,44 @@ TEST_CASE("http1 access log: one line per request, pipelined and refused ones in
     if (e.str("event") == "close") CHECK(e.num("requests") == 2);
   }
 }
+
+// Issue #10 (write path): on a keep-alive client connection each exchange costs one socket
+// write per direction. The proxy rebuilds the response head and forwards the body that came in
+// the same read; both are sealed while the client side is corked and leave in one send (they
+// were two). Measured as the difference between 1 and 11 requests on one curl connection, so the
+// handshake, ticket and close writes cancel out.
+TEST_CASE("http1 keep-alive: one socket write per direction per exchange (head and body in one send)",
+          "[fast][http1][pool][writepath]") {
+  KaServer app("unix:" + short_uds_path("poolwr"));
+  REQUIRE(app.ok());
+  PoolEnv px;
+  REQUIRE(px.start(app.endpoint(), 16));
+  auto writes = [&] {
+    const std::string m = px.metrics();
+    return metric_value(m, "fipsproxy_socket_writes_total{path=\"direct\"}") +
+           metric_value(m, "fipsproxy_socket_writes_total{path=\"queued\"}");
+  };
+  auto run = [&](int n) {  // n sequential requests on one client connection
+    const std::string p = std::to_string(px.port);
+    std::vector<std::string> args = {"--cacert", cert("ca.pem"), "--cert", cert("client.pem"), "--key",
+                                     cert("client.key"), "--resolve", "server.example.org:" + p + ":127.0.0.1"};
+    for (int i = 0; i < n; ++i) args.push_back("https://server.example.org:" + p + "/w" + std::to_string(i));
+    const double before = writes();
+    const std::string r = curl(args);
+    INFO(r);
+    CHECK(r.rfind("200\n", 0) == 0);
+    wait_until([&] { return metric_value(px.metrics(), "fipsproxy_downstream_connections_active{listener=\"in\"}") == 0; },
+               5000ms, 20ms);
+    return writes() - before;
+  };
+  const double one = run(1);
+  const double eleven = run(11);
+  INFO("socket writes: 1 request " << one << ", 11 requests " << eleven);
+  // Positive control: the counter sees every write (10 more exchanges are at least 20 writes).
+  CHECK(eleven - one >= 20);
+  // Two writes per exchange (request to the app, response to the client); three before the cork.
+  CHECK(eleven - one <= 22);
+  // All on one client connection and one pooled upstream connection.
+  CHECK(app.accepts() == 1);
+  CHECK(metric_value(px.metrics(), "fipsproxy_upstream_pool_reuses_total{upstream=\"app\"}") == 11);
+}
