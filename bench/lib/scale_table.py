@@ -15,6 +15,7 @@ TESTS = [  # (title, rate metric, cpu metric, errors metric, format)
 def main(path):
     val = defaultdict(dict)  # (label, workers) -> metric -> value
     labels, workers, shared, cores = [], set(), {}, {}
+    steal = defaultdict(list)  # (label, core) -> steal % of every step (lib/measure.sh STEP_steal_*_pct)
     for line in open(path):
         f = line.rstrip("\n").split("\t")
         if len(f) < 5:
@@ -29,6 +30,9 @@ def main(path):
             labels.append(label)
         workers.add(n)
         val[(label, n)][metric] = v
+        for core in ("proxy", "client"):
+            if metric.endswith(f"_steal_{core}_pct"):
+                steal[(label, core)].append(v)
         shared[n] = len(f) > 5 and f[5] == "1"
         if len(f) > 6:
             cores[n] = f[6]
@@ -68,6 +72,10 @@ def main(path):
     if "low" in notes:
         print("`*`: the proxy used under 85 % of its N cores: the load side (wrk/hsload + backend) or the"
               " proxy's own serialisation was the limit, not its cores.")
+    if steal:
+        print("CPU steal (hypervisor, /proc/stat), max over steps, proxy / client cores: "
+              + ", ".join(f"{l} {max(steal[(l, 'proxy')], default=0):.1f} / {max(steal[(l, 'client')], default=0):.1f} %"
+                          for l in labels) + " (a few % or more: the host was contended, rates are noisy).")
     if any(shared.values()):
         print("(shared): no core was left for load and backend; they ran on the proxy's cores.")
 

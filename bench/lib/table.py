@@ -7,7 +7,7 @@ are the median over slices, and `*_paired_ratio` rows are already ref / best pee
 (the ratio column repeats their median). The CPU steal rows give, per target, the highest steal %
 (hypervisor, /proc/stat) of any step or slice on the proxy and the client core(s).
   table.py results.tsv [--range] [--ref fipsproxy]"""
-import statistics, sys
+import os, statistics, sys
 from collections import defaultdict
 
 ROWS = [  # (header, metric, format, lower_is_better)
@@ -48,7 +48,7 @@ ROWS = [  # (header, metric, format, lower_is_better)
     ("CPU steal on the proxy core, max over steps (%)", "steal_proxy_max", "{:.1f}", None),
     ("CPU steal on the client core, max over steps (%)", "steal_client_max", "{:.1f}", None),
 ]
-STEAL_WARN_PCT = 5.0
+STEAL_WARN_PCT = float(os.environ.get("STEAL_WARN_PCT", "5"))
 
 def main(path):
     ref = sys.argv[sys.argv.index("--ref") + 1] if "--ref" in sys.argv else "fipsproxy"
@@ -123,7 +123,7 @@ def main(path):
               " median over slices; slices per target: " + ", ".join(f"{l}={n}" for l, n in slices.items())
               + ". The paired rows: median over cycles of fipsproxy's slice / the best peer's slice of the same cycle.")
     if any(steal_hi[l] for l in cols):
-        print(f"CPU steal above {STEAL_WARN_PCT:.0f} % (either core) in: "
+        print(f"CPU steal above {STEAL_WARN_PCT:g} % (either core) in: "
               + ", ".join(f"{l} {len(steal_hi[l])} of {len(steal[l]['proxy'])} steps/slices" for l in cols)
               + ": the hypervisor took CPU from this VM there; latency tails of those steps show the host.")
 
