@@ -442,6 +442,7 @@ void Connection::forward(Endpoint& from, const char* data, size_t len) {
 void Connection::send_down(const std::string& bytes) {
   down_.bytes_out += bytes.size();
   if (down_.tls) {
+    if (!seal_corked(down_)) return;  // in order behind what waits for the uncork
     if (!down_.tls->write(bytes.data(), bytes.size())) return;
     flush(down_);
   } else {
@@ -1171,12 +1172,26 @@ void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
   Endpoint& to = other(from);
   from.bytes_in += len;
   to.bytes_out += len;
-  if (to.tls) {
+  if (to.tls && to.corked) {
+    // Pieces that fit one record together (a rebuilt head and a small body) are sealed as one
+    // record at the uncork; a larger piece is sealed as it comes (no copy), after what waits.
+    std::string& held = worker_.cork_buffer();
+    if (held.size() + len <= kCorkRecord) {
+      held.append(data, len);
+      worker_.stats().writes().coalesced_bytes += len;
+    } else {
+      if (!seal_corked(to)) return;
+      if (!to.tls->write(data, len)) {
+        fail(to.tls->failure(side_of(to)));
+        return;
+      }
+    }
+  } else if (to.tls) {
     if (!to.tls->write(data, len)) {
       fail(to.tls->failure(side_of(to)));
       return;
     }
-    if (!to.corked) flush(to);
+    flush(to);
   } else {
     write_copy(to, data, len);
   }
@@ -1188,10 +1203,20 @@ void Connection::forward_raw(Endpoint& from, const char* data, size_t len) {
 
 // --- writing ------------------------------------------------------------------------------
 
+bool Connection::seal_corked(Endpoint& ep) {
+  std::string& held = worker_.cork_buffer();
+  if (!ep.corked || held.empty()) return true;
+  bool ok = closing_ || ep.tls->write(held.data(), held.size());
+  held.clear();  // always: the buffer is the worker's, the next cork is another connection's
+  if (!ok) fail(ep.tls->failure(side_of(ep)));
+  return ok;
+}
+
 void Connection::uncork(Endpoint& ep) {
   if (!ep.corked) return;
+  const bool ok = seal_corked(ep);
   ep.corked = false;
-  if (!closing_) flush(ep);
+  if (ok && !closing_) flush(ep);
 }
 
 void Connection::flush(Endpoint& ep) {
@@ -1299,6 +1324,7 @@ void Connection::do_shutdown(Endpoint& ep) {
   if (ep.shutdown_started || !ep.inited || closing_) return;
   ep.shutdown_started = true;
   if (ep.tls) {
+    if (!seal_corked(ep)) return;  // close_notify goes after the data
     ep.tls->shutdown();
     flush(ep);
   }

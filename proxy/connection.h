@@ -101,6 +101,8 @@ class Connection {
   void send_down(const std::string& bytes);
   void flush(Endpoint& ep);
   void uncork(Endpoint& ep);
+  bool seal_corked(Endpoint& ep);  // seals what the cork holds; false after a TLS failure
+  static constexpr size_t kCorkRecord = 16384;  // plaintext of one TLS record
   // Queues `len` bytes of `data` (owned) on the socket.
   void write_raw(Endpoint& ep, std::unique_ptr<char[]> data, size_t len);
   void write_copy(Endpoint& ep, const char* data, size_t len);

@@ -59,6 +59,7 @@ const std::vector<MetricHelp>& metric_catalogue() {
       {"fipsproxy_upstream_connect_retries_total", "counter", "upstream connects retried on another endpoint"},
       {"fipsproxy_socket_writes_total", "counter", "Socket writes by path: direct (uv_try_write took every byte at once, no copy, no request) or queued (the rest went through uv_write)"},
       {"fipsproxy_write_copied_bytes_total", "counter", "Plaintext payload bytes copied because the socket did not take them at once (0 while no socket pushes back)"},
+      {"fipsproxy_write_coalesced_bytes_total", "counter", "http1: response bytes copied to be sealed as one TLS record with the rebuilt head (a head and a body that fit 16 KiB; larger bodies are sealed in place)"},
       {"fipsproxy_upstream_retries_total", "counter", "HTTP/1 requests sent again on a new upstream connection because a reused one closed before any byte of the answer (idempotent, bodyless requests, once each)"},
       {"fipsproxy_upstream_pool_reuses_total", "counter", "HTTP/1 requests sent on a pooled keep-alive upstream connection"},
       {"fipsproxy_upstream_pool_closed_total", "counter", "upstream connections not kept or closed by the keep-alive pool, by reason"},

@@ -23,6 +23,7 @@ struct WriteStats {
   uint64_t direct_writes = 0;  // written at once by uv_try_write: no request, no copy
   uint64_t queued_writes = 0;  // (the rest) queued with uv_write, completed by a callback
   uint64_t copied_bytes = 0;   // payload bytes copied because the socket did not take them at once
+  uint64_t coalesced_bytes = 0;  // http1 response bytes joined into one TLS record (head + small body)
 };
 
 class Stats {
@@ -35,6 +36,7 @@ class Stats {
     out["fipsproxy_socket_writes_total{path=\"direct\"}"] += writes_.direct_writes;
     out["fipsproxy_socket_writes_total{path=\"queued\"}"] += writes_.queued_writes;
     out["fipsproxy_write_copied_bytes_total"] += writes_.copied_bytes;
+    out["fipsproxy_write_coalesced_bytes_total"] += writes_.coalesced_bytes;
   }
 
  private:

@@ -58,6 +58,9 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   char* read_buffer() { return read_buf_.get(); }
   char* pump_buffer() { return pump_buf_.get(); }
+  // Small plaintext pieces for a corked TLS side, sealed as one record at the uncork (one
+  // connection at a time: a cork lasts one synchronous read callback, and ends empty).
+  std::string& cork_buffer() { return cork_buf_; }
   Stats& stats() { return stats_; }
   // Idle upstream connections for HTTP/1 reuse (per worker, no locks).
   UpstreamPool& pool() { return *pool_; }
@@ -114,6 +117,7 @@ class Worker {
   bool accepting_posts_ = false;                     // guarded by mu_
   std::unique_ptr<char[]> read_buf_;
   std::unique_ptr<char[]> pump_buf_;
+  std::string cork_buf_;
   Stats stats_;
   std::unique_ptr<UpstreamPool> pool_;
   std::unordered_map<std::string, DnsEntry> dns_;

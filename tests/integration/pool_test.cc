@@ -206,4 +206,6 @@ TEST_CASE("http1 keep-alive: one socket write per direction per exchange (head a
   // All on one client connection and one pooled upstream connection.
   CHECK(app.accepts() == 1);
   CHECK(metric_value(px.metrics(), "fipsproxy_upstream_pool_reuses_total{upstream=\"app\"}") == 11);
+  // Each small response (head and body) was joined into one record: the copy is counted.
+  CHECK(metric_value(px.metrics(), "fipsproxy_write_coalesced_bytes_total") > 12 * 30);
 }
