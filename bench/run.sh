@@ -77,6 +77,29 @@ if [[ ! -x $HSLOAD ]] || { [[ $HERE/lib/hsload.go -nt $HSLOAD ]] && command -v g
   GOCACHE=$FB_ROOT/gocache GOPATH=$FB_ROOT/gopath GOFLAGS=-mod=mod go build -o "$HSLOAD" "$HERE/lib/hsload.go" || exit 1
 fi
 "$FIPSPROXY" check -c "$CONF_DIR/fipsproxy.toml" >/dev/null || exit 1
+
+# ---- raw limits on the proxy core, before any load: AES-128-GCM sealing of 16 KiB records and
+#      ECDSA P-256 signs/s of the FIPS module fipsproxy runs (`fipsproxy speed`) and of the
+#      peers' OpenSSL (`openssl speed`), so bulk and handshake figures read as a share of them.
+raw() { echo "BENCH label=$1 metric=$2 value=$3 unit=$4 round=all"; printf '%s\t%s\t%s\t%s\tall\n' "$1" "$2" "$3" "$4" >> "$OUT"; }
+if r=$(taskset -c "$PROXY_CPU" "$FIPSPROXY" speed --seconds 2); then
+  echo "# raw limits, fipsproxy speed on core $PROXY_CPU: $r"
+  for kv in $r; do
+    case ${kv%%=*} in
+      aes_128_gcm_16k_mib_s) raw raw_boringcrypto aes_128_gcm_16k_mib_s "${kv#*=}" MiB/s ;;
+      p256_sign_per_s) raw raw_boringcrypto p256_sign_per_s "${kv#*=}" sign/s ;;
+    esac
+  done
+fi
+r=$( { taskset -c "$PROXY_CPU" openssl speed -mr -seconds 2 -bytes 16384 -evp aes-128-gcm 2>/dev/null
+       taskset -c "$PROXY_CPU" openssl speed -mr -seconds 2 ecdsap256 2>/dev/null; } | python3 "$HERE/lib/parse.py" speed)
+echo "# raw limits, openssl speed on core $PROXY_CPU: $(tr '\n' ' ' <<<"$r")"
+while read -r m v _; do
+  case $m in
+    aes-128-gcm_16384B) raw raw_openssl aes_128_gcm_16k_mib_s "$v" MiB/s ;;
+    ecdsa_p256_sign) raw raw_openssl p256_sign_per_s "$v" sign/s ;;
+  esac
+done <<<"$r"
 start_one backend || exit 1
 
 # ---- rounds: each target started fresh, policy-checked (round 1), measured, stopped.

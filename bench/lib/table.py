@@ -44,6 +44,8 @@ ROWS = [  # (header, metric, format, lower_is_better)
     ("cold start: exec -> first TLS handshake ms", "cold_tls_ms", "{:.1f}", True),
     ("cold start: exec -> /ready 200 ms", "cold_ready_ms", "{:.1f}", True),
     ("errors (sum of all steps)", "errors_total", "{:.0f}", True),
+    ("bulk per core, % of its library's AES-128-GCM 16 KiB limit on the core", "bulk_share_pct", "{:.0f}", None),
+    ("TLS1.3 hs per core-s, % of its library's P-256 sign/s on the core", "hs13_share_pct", "{:.0f}", None),
     ("calib P-256 sign/wall-s on core 0 (quiet ~50k)", "calib_sign_start", "{:.0f}", None),
     ("CPU steal on the proxy core, max over steps (%)", "steal_proxy_max", "{:.1f}", None),
     ("CPU steal on the client core, max over steps (%)", "steal_client_max", "{:.1f}", None),
@@ -57,12 +59,17 @@ def main(path):
     steal = defaultdict(lambda: defaultdict(list))  # label -> core -> [% per step]
     steal_hi = defaultdict(set)                      # label -> {(round, step)} above STEAL_WARN_PCT
     order = []
+    raw = defaultdict(dict)  # "boringcrypto" / "openssl" -> metric -> value (bench/run.sh raw limits)
     for line in open(path):
         f = line.rstrip("\n").split("\t")
         if len(f) < 5:
             continue
         label, metric, value, _, rnd = f[:5]
         if label.startswith("raw"):
+            try:
+                raw[label[4:]][metric] = float(value)
+            except ValueError:
+                pass
             continue
         if label not in order:
             order.append(label)
@@ -86,6 +93,12 @@ def main(path):
         for core in ("proxy", "client"):
             if steal[l][core]:
                 data[l][f"steal_{core}_max"] = [max(steal[l][core])]
+        # Shares of the physical limit: fipsproxy runs BoringCrypto, HAProxy and nginx OpenSSL.
+        lib = raw.get("boringcrypto" if l == ref else "openssl", {})
+        for share, m, lim in (("bulk_share_pct", "bulk1m_mib_s_per_core", "aes_128_gcm_16k_mib_s"),
+                              ("hs13_share_pct", "hs13_per_core_s", "p256_sign_per_s")):
+            if data[l].get(m) and lib.get(lim):
+                data[l][share] = [100.0 * statistics.median(data[l][m]) / lib[lim]]
     cols = ([ref] if ref in order else []) + [l for l in order if l != ref]
     print("| metric | " + " | ".join(cols) + f" | {ref} / best peer |")
     print("|---|" + "---|" * (len(cols) + 1))
@@ -122,6 +135,10 @@ def main(path):
         print("fixed-rate rows: all targets running at once, measured in interleaved slices (round-robin),"
               " median over slices; slices per target: " + ", ".join(f"{l}={n}" for l, n in slices.items())
               + ". The paired rows: median over cycles of fipsproxy's slice / the best peer's slice of the same cycle.")
+    if raw:
+        print("raw limits on the proxy core, 2 s each before any load: " + "; ".join(
+            f"{lib} AES-128-GCM 16 KiB {v.get('aes_128_gcm_16k_mib_s', 0):.0f} MiB/s, P-256 sign {v.get('p256_sign_per_s', 0):.0f}/s"
+            for lib, v in sorted(raw.items())) + " (fipsproxy speed for BoringCrypto, openssl speed for the peers' OpenSSL).")
     if any(steal_hi[l] for l in cols):
         print(f"CPU steal above {STEAL_WARN_PCT:g} % (either core) in: "
               + ", ".join(f"{l} {len(steal_hi[l])} of {len(steal[l]['proxy'])} steps/slices" for l in cols)

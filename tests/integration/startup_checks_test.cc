@@ -162,3 +162,26 @@ TEST_CASE("S5: another crypto library mapped into the process is refused with ex
     CHECK((refused || module_aborted));
   }
 }
+
+// bench/run.sh reads the module's raw limits from `fipsproxy speed` (issue #10): it measures
+// only after the FIPS checks pass, prints both figures, and rejects a bad option.
+TEST_CASE("fipsproxy speed: AES-128-GCM and P-256 limits of the FIPS module, bad options are usage errors",
+          "[fast][cli][bench]") {
+  std::string out, err;
+  auto st = run_command({proxy_binary(), "speed", "--seconds", "0.2"}, Millis(30000), &out, &err);
+  INFO(st.str() << "\n" << out << err);
+  REQUIRE(exited_with(st, 0));
+  CHECK(out.find("module=BoringCrypto version=2022061300") != std::string::npos);
+  auto field = [&](const std::string& key) {
+    const size_t p = out.find(key + "=");
+    return p == std::string::npos ? 0.0 : std::stod(out.substr(p + key.size() + 1));
+  };
+  CHECK(field("aes_128_gcm_16k_mib_s") > 10);  // any working core seals far more than 10 MiB/s
+  CHECK(field("p256_sign_per_s") > 10);
+  std::string out2, err2;
+  auto bad = run_command({proxy_binary(), "speed", "--seconds", "0"}, Millis(10000), &out2, &err2);
+  INFO(bad.str() << "\n" << out2 << err2);
+  CHECK(exited_with(bad, 2));
+  CHECK(err2.find("--seconds needs a number in (0, 60]") != std::string::npos);
+  CHECK(out2.find("aes_128_gcm") == std::string::npos);  // nothing measured
+}
