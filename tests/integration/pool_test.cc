@@ -28,10 +28,14 @@ struct PoolEnv {
     return proxy->start();
   }
   // One client connection per call (a new curl process), one request.
-  std::string get(const std::string& path) const {
+  std::string get(const std::string& path) const { return get_many({path}); }
+  // One client connection (a new curl process), the paths requested one after another on it.
+  std::string get_many(const std::vector<std::string>& paths) const {
     const std::string p = std::to_string(port);
-    return curl({"--cacert", cert("ca.pem"), "--cert", cert("client.pem"), "--key", cert("client.key"), "--resolve",
-                 "server.example.org:" + p + ":127.0.0.1", "https://server.example.org:" + p + path});
+    std::vector<std::string> args = {"--cacert", cert("ca.pem"), "--cert", cert("client.pem"), "--key",
+                                     cert("client.key"), "--resolve", "server.example.org:" + p + ":127.0.0.1"};
+    for (const std::string& path : paths) args.push_back("https://server.example.org:" + p + path);
+    return curl(args);
   }
   std::vector<JsonObject> requests(size_t n) const { return wait_request_log(dir.file("access.log"), n); }
   std::string metrics() const { return admin_get(admin, "/metrics"); }
@@ -184,12 +188,10 @@ TEST_CASE("http1 keep-alive: one socket write per direction per exchange (head a
            metric_value(m, "fipsproxy_socket_writes_total{path=\"queued\"}");
   };
   auto run = [&](int n) {  // n sequential requests on one client connection
-    const std::string p = std::to_string(px.port);
-    std::vector<std::string> args = {"--cacert", cert("ca.pem"), "--cert", cert("client.pem"), "--key",
-                                     cert("client.key"), "--resolve", "server.example.org:" + p + ":127.0.0.1"};
-    for (int i = 0; i < n; ++i) args.push_back("https://server.example.org:" + p + "/w" + std::to_string(i));
+    std::vector<std::string> paths;
+    for (int i = 0; i < n; ++i) paths.push_back("/w" + std::to_string(i));
     const double before = writes();
-    const std::string r = curl(args);
+    const std::string r = px.get_many(paths);
     INFO(r);
     CHECK(r.rfind("200\n", 0) == 0);
     wait_until([&] { return metric_value(px.metrics(), "fipsproxy_downstream_connections_active{listener=\"in\"}") == 0; },
